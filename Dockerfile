@@ -1,0 +1,14 @@
+# CPU or GPU image: torch's default Linux wheels carry CUDA, so `docker run --gpus all` uses it.
+FROM python:3.11-slim
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY src ./src
+COPY configs ./configs
+COPY train.py ./
+# Editable install: the entry point finds configs/ beside src/.
+RUN pip install --no-cache-dir -e .
+
+ENV AIGC_DATA_DIR=/data
+VOLUME ["/data", "/app/logs"]
+CMD ["python", "train.py", "model=gan", "data=mnist"]

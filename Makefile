@@ -1,0 +1,46 @@
+# Two commands do all set-up: `make train` and `make test`. Both create .venv when absent.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+ARGS ?= model=gan data=mnist
+
+.PHONY: install install-dev train test test-all lint format tensorboard clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed  ## install the package into .venv
+
+install-dev: $(VENV)/.installed-dev  ## install with test and lint tools
+
+train: install  ## train; pass Hydra overrides with ARGS="..."
+	$(BIN)/python train.py $(ARGS)
+
+test: install-dev  ## fast tests
+	$(BIN)/python -m pytest
+
+test-all: install-dev  ## fast and slow tests
+	$(BIN)/python -m pytest -m ""
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install-dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+tensorboard: install  ## watch runs under ./logs
+	$(BIN)/tensorboard --logdir logs
+
+clean:  ## remove run outputs and caches (keeps .venv and data)
+	rm -rf logs outputs .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +

@@ -1,0 +1,5 @@
+"""Lightning callbacks."""
+
+from aigc.callbacks.samples import SampleLogger
+
+__all__ = ["SampleLogger"]

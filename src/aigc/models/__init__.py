@@ -1,0 +1,1 @@
+"""Model families: plain ``nn.Module`` networks and the LightningModules that train them."""

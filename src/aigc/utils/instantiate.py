@@ -1,0 +1,46 @@
+"""Building the run's parts from their configs."""
+
+import inspect
+from typing import Any
+
+import lightning as L
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig
+
+from aigc.errors import ConfigError
+
+
+def instantiate_model(
+    model_cfg: DictConfig, datamodule: L.LightningDataModule
+) -> L.LightningModule:
+    """Instantiates the model, adding the sizes that only the data knows (image shape, vocabulary).
+
+    The datamodule offers them through ``model_kwargs()``; the model takes those its constructor
+    names, so no shape is typed twice into configs.
+    """
+    model_cls = get_class(model_cfg._target_)
+    params = inspect.signature(model_cls).parameters
+    offered = datamodule.model_kwargs()
+    missing = [
+        name
+        for name, p in params.items()
+        if p.default is p.empty
+        and p.kind is p.POSITIONAL_OR_KEYWORD
+        and name not in model_cfg
+        and name not in offered
+    ]
+    if missing:
+        raise ConfigError(
+            f"model {model_cls.__name__} needs {', '.join(missing)}, which "
+            f"{type(datamodule).__name__} does not provide: pair it with another data config"
+        )
+    from_data = {name: value for name, value in offered.items() if name in params}
+    # _convert_="all": plain lists and dicts, so saved hyperparameters hold no OmegaConf objects.
+    return instantiate(model_cfg, **from_data, _convert_="all")
+
+
+def instantiate_list(group_cfg: DictConfig | None) -> list[Any]:
+    """Instantiates every entry of a config group that is a dict of configs (callbacks, logger)."""
+    if not group_cfg:
+        return []
+    return [instantiate(cfg, _convert_="all") for cfg in group_cfg.values() if cfg is not None]

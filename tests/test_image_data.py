@@ -1,0 +1,104 @@
+import gzip
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import write_tiny_idx_dataset
+
+from aigc.data import ImageDataModule
+from aigc.data.image_files import read_idx
+from aigc.errors import DatasetError
+
+
+def make_datamodule(root: Path, dataset: str = "mnist", **kwargs) -> ImageDataModule:
+    dm = ImageDataModule(
+        dataset=dataset, data_dir=str(root), batch_size=16, val_fraction=0.25, **kwargs
+    )
+    dm.prepare_data()
+    dm.setup()
+    return dm
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_mnist_datamodule_reads_idx_files(tmp_path: Path, compress: bool, no_network: None) -> None:
+    write_tiny_idx_dataset(tmp_path, num_train=128, num_test=32, compress=compress)
+    dm = make_datamodule(tmp_path)
+    assert dm.image_shape == (1, 28, 28) and dm.num_classes == 10
+    assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (96, 32, 32)
+
+    images, labels = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
+    assert images.shape == (16, 1, 28, 28) and images.dtype == torch.float32
+    assert images.min() >= -1.0 and images.max() <= 1.0
+    assert labels.shape == (16,) and labels.dtype == torch.long
+
+
+def test_compressed_and_plain_idx_hold_the_same_images(tmp_path: Path) -> None:
+    plain = write_tiny_idx_dataset(tmp_path / "a")
+    packed = write_tiny_idx_dataset(tmp_path / "b", compress=True)
+    name = "train-images-idx3-ubyte"
+    assert torch.equal(read_idx(plain / name), read_idx(packed / f"{name}.gz"))
+
+
+def test_split_and_order_depend_only_on_seed(tiny_mnist: Path) -> None:
+    a, b = make_datamodule(tiny_mnist, seed=1), make_datamodule(tiny_mnist, seed=1)
+    c = make_datamodule(tiny_mnist, seed=2)
+    first = [next(iter(dm.train_dataloader()))[0] for dm in (a, b, c)]
+    assert torch.equal(first[0], first[1])
+    assert not torch.equal(first[0], first[2])
+
+
+def test_cifar10_datamodule(tiny_cifar10: Path, no_network: None) -> None:
+    dm = make_datamodule(tiny_cifar10, dataset="cifar10")
+    assert dm.image_shape == (3, 32, 32)
+    images, _ = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
+    assert images.shape == (16, 3, 32, 32)
+    assert len(dm.test_set) == 32
+
+
+def test_missing_dataset_offline_names_folder_and_setting(tmp_path: Path, no_network: None) -> None:
+    with pytest.raises(DatasetError) as err:
+        make_datamodule(tmp_path / "empty")
+    message = str(err.value)
+    assert str(tmp_path / "empty" / "MNIST" / "raw") in message
+    assert "paths.data_dir" in message and "AIGC_DATA_DIR" in message
+
+
+def test_missing_cifar10_offline(tmp_path: Path, no_network: None) -> None:
+    with pytest.raises(DatasetError, match=r"cifar-10-python\.tar\.gz"):
+        make_datamodule(tmp_path, dataset="cifar10")
+
+
+def test_truncated_idx_file_is_named(tiny_mnist: Path) -> None:
+    path = tiny_mnist / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(DatasetError, match="train-images-idx3-ubyte is truncated or corrupt"):
+        make_datamodule(tiny_mnist)
+
+
+def test_file_that_is_not_idx_is_named(tiny_mnist: Path) -> None:
+    path = tiny_mnist / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    path.write_bytes(b"<html>not found</html>")
+    with pytest.raises(DatasetError, match="t10k-labels-idx1-ubyte is not a uint8 IDX file"):
+        make_datamodule(tiny_mnist)
+
+
+def test_corrupt_gzip_is_named(tmp_path: Path) -> None:
+    raw = write_tiny_idx_dataset(tmp_path, compress=True)
+    path = raw / "train-labels-idx1-ubyte.gz"
+    path.write_bytes(gzip.compress(path.read_bytes())[:20])
+    with pytest.raises(DatasetError, match=r"train-labels-idx1-ubyte\.gz cannot be read"):
+        make_datamodule(tmp_path)
+
+
+def test_corrupt_cifar10_batch_is_named(tiny_cifar10: Path) -> None:
+    path = tiny_cifar10 / "cifar-10-batches-py" / "data_batch_3"
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(DatasetError, match="data_batch_3 is missing or corrupt"):
+        make_datamodule(tiny_cifar10, dataset="cifar10")
+
+
+def test_unknown_dataset_name() -> None:
+    from aigc.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="choose one of"):
+        ImageDataModule(dataset="imagenet", data_dir=".")
