@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from aigc.errors import AigcError
 from aigc.utils.checkpoints import resolve_ckpt_path
-from aigc.utils.instantiate import instantiate_list, instantiate_model
+from aigc.utils.instantiate import instantiate, instantiate_list, instantiate_model
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
@@ -28,9 +28,9 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     # The datasets are tensors in memory: worker processes would only add copying.
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     L.seed_everything(cfg.seed, workers=True)
-    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    datamodule = instantiate(cfg.data)
     model = instantiate_model(cfg.model, datamodule)
-    trainer = hydra.utils.instantiate(
+    trainer = instantiate(
         cfg.trainer,
         callbacks=instantiate_list(cfg.get("callbacks")),
         logger=instantiate_list(cfg.get("logger")) or False,

@@ -4,10 +4,27 @@ import inspect
 from typing import Any
 
 import lightning as L
-from hydra.utils import get_class, instantiate
+from hydra.errors import InstantiationException
+from hydra.utils import get_class
+from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import DictConfig
 
-from aigc.errors import ConfigError
+from aigc.errors import AigcError, ConfigError
+
+
+def instantiate(cfg: DictConfig, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` returning plain containers, and letting our own errors through.
+
+    Hydra wraps whatever a constructor raises; an ``AigcError`` is a message for the user and is
+    re-raised as it is, so that it reaches them as one line.
+    """
+    try:
+        # _convert_="all": plain lists and dicts, so hyperparameters hold no OmegaConf objects.
+        return hydra_instantiate(cfg, **kwargs, _convert_="all")
+    except InstantiationException as err:
+        if isinstance(err.__cause__, AigcError):
+            raise err.__cause__ from None
+        raise
 
 
 def instantiate_model(
@@ -35,12 +52,11 @@ def instantiate_model(
             f"{type(datamodule).__name__} does not provide: pair it with another data config"
         )
     from_data = {name: value for name, value in offered.items() if name in params}
-    # _convert_="all": plain lists and dicts, so saved hyperparameters hold no OmegaConf objects.
-    return instantiate(model_cfg, **from_data, _convert_="all")
+    return instantiate(model_cfg, **from_data)
 
 
 def instantiate_list(group_cfg: DictConfig | None) -> list[Any]:
     """Instantiates every entry of a config group that is a dict of configs (callbacks, logger)."""
     if not group_cfg:
         return []
-    return [instantiate(cfg, _convert_="all") for cfg in group_cfg.values() if cfg is not None]
+    return [instantiate(cfg) for cfg in group_cfg.values() if cfg is not None]

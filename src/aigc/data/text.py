@@ -1,0 +1,181 @@
+"""A LightningDataModule for language modelling on a plain-text file."""
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torchvision.datasets.utils import download_url
+
+from aigc.data.samplers import EpochSeededRandomSampler
+from aigc.data.tokenizers import Tokenizer, build_tokenizer, tokenizer_from_state
+from aigc.errors import DatasetError
+
+_DATA_DIR_HINT = (
+    "or point paths.data_dir (environment variable AIGC_DATA_DIR) at a folder that has it"
+)
+
+
+class TokenWindows(Dataset):
+    """Windows ``w`` of ``block_size + 1`` tokens at ``starts``: inputs ``w[:-1]``, targets
+    ``w[1:]``."""
+
+    def __init__(self, tokens: torch.Tensor, block_size: int, starts: torch.Tensor) -> None:
+        self.tokens, self.block_size, self.starts = tokens, block_size, starts
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        start = int(self.starts[index])
+        window = self.tokens[start : start + self.block_size + 1]
+        return window[:-1], window[1:]  # (T,), (T,)
+
+
+class TextDataModule(L.LightningDataModule):
+    """Serves random windows of a tokenized text file for next-token prediction.
+
+    The first ``1 - val_fraction`` of the tokens train, the rest validate. A training epoch is
+    ``len(train tokens) // block_size`` windows at random offsets, so it sees each token about
+    once. Validation uses ``val_batches`` batches of windows at fixed, evenly spaced offsets, so
+    val loss is comparable between runs and steps. The tokenized text is cached on disk, keyed by
+    the file's content hash.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        block_size: int,
+        cache_dir: str,
+        url: str | None = None,
+        tokenizer: str = "char",
+        batch_size: int = 64,
+        val_fraction: float = 0.1,
+        val_batches: int = 20,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.path = Path(path).expanduser()
+        self._tokens: torch.Tensor | None = None  # (N,) int64
+        self._tokenizer: Tokenizer | None = None
+        self.train_set: TokenWindows | None = None
+        self.val_set: TokenWindows | None = None
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        self._load()
+        return self._tokenizer
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """Constructor arguments that the data, not the config, decides for a model."""
+        return {"tokenizer_state": self.tokenizer.state_dict()}
+
+    def prepare_data(self) -> None:
+        if self.path.is_file():
+            return
+        if not self.hparams.url:
+            raise DatasetError(
+                f"text file {self.path} does not exist; set data.path to a .txt file"
+            )
+        try:
+            download_url(self.hparams.url, str(self.path.parent), self.path.name)
+        except Exception as err:  # urllib and socket raise their own kinds
+            raise DatasetError(
+                f"{self.path} does not exist and could not be downloaded from {self.hparams.url} "
+                f"({' '.join(str(err).split())}). Put the file there, {_DATA_DIR_HINT}."
+            ) from err
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        self._load()
+        block = self.hparams.block_size
+        num_val = int(len(self._tokens) * self.hparams.val_fraction)
+        train, val = (
+            self._tokens[: len(self._tokens) - num_val],
+            self._tokens[len(self._tokens) - num_val :],
+        )
+        for name, split in (("training", train), ("validation", val)):
+            if len(split) < block + 1:
+                raise DatasetError(
+                    f"{self.path}: the {name} split has {len(split)} tokens, fewer than "
+                    f"block_size + 1 = {block + 1}; use a longer text or a smaller model.block_size"
+                )
+        self.train_set = TokenWindows(train, block, torch.arange(len(train) - block))
+        num_val_windows = self.hparams.val_batches * self.hparams.batch_size
+        val_starts = torch.linspace(0, len(val) - block - 1, num_val_windows).long()
+        self.val_set = TokenWindows(val, block, val_starts)
+
+    def train_dataloader(self) -> DataLoader:
+        windows_per_epoch = max(
+            len(self.train_set.tokens) // self.hparams.block_size, self.hparams.batch_size
+        )
+        sampler = EpochSeededRandomSampler(
+            len(self.train_set), self.hparams.seed, windows_per_epoch
+        )
+        return self._loader(self.train_set, sampler=sampler, drop_last=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set)
+
+    def _loader(self, dataset: Dataset, **kwargs: Any) -> DataLoader:
+        workers = self.hparams.num_workers
+        return DataLoader(
+            dataset,
+            batch_size=self.hparams.batch_size,
+            num_workers=workers,
+            pin_memory=self.hparams.pin_memory,
+            persistent_workers=workers > 0,
+            **kwargs,
+        )
+
+    def _load(self) -> None:
+        """Reads and tokenizes the file once, through the on-disk token cache."""
+        if self._tokens is not None:
+            return
+        self.prepare_data()
+        raw = self.path.read_bytes()
+        if not raw:
+            raise DatasetError(f"text file {self.path} is empty")
+        cache = self._cache_path(hashlib.sha256(raw).hexdigest()[:16])
+        if cache.is_file():
+            cached = torch.load(cache, weights_only=True)
+            self._tokens, self._tokenizer = (
+                cached["tokens"].long(),
+                tokenizer_from_state(cached["tokenizer"]),
+            )
+            return
+        text = self._decode(raw)
+        self._tokenizer = build_tokenizer(self.hparams.tokenizer, text)
+        self._tokens = torch.tensor(self._tokenizer.encode(text), dtype=torch.long)
+        compact = torch.int16 if self._tokenizer.vocab_size <= 2**15 else torch.int32
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_suffix(f".{os.getpid()}.tmp")  # write, then rename: never a half file
+        torch.save(
+            {"tokens": self._tokens.to(compact), "tokenizer": self._tokenizer.state_dict()}, partial
+        )
+        partial.replace(cache)
+
+    def _decode(self, raw: bytes) -> str:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise DatasetError(
+                f"{self.path} is not UTF-8 text (invalid byte {raw[err.start]:#04x} at offset "
+                f"{err.start}); convert it to UTF-8"
+            ) from err
+
+    def _cache_path(self, digest: str) -> Path:
+        # Next to the text when that folder is writable (data folders may be read-only).
+        folder = (
+            self.path.parent
+            if os.access(self.path.parent, os.W_OK)
+            else Path(self.hparams.cache_dir)
+        )
+        return folder.expanduser() / f"{self.path.stem}.{self.hparams.tokenizer}-{digest}.tokens.pt"

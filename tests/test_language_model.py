@@ -1,0 +1,134 @@
+"""The Transformer language model trained end to end through ``train`` on tiny texts."""
+
+import math
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+import torch
+
+from aigc.errors import ConfigError
+from aigc.models.transformer import LanguageModel
+from aigc.models.transformer.module import warmup_cosine
+from aigc.train import train
+
+TINY_LM = [
+    "model=transformer",
+    "data=text",
+    "model.block_size=16",
+    "model.n_layer=2",
+    "model.n_head=2",
+    "model.n_embd=32",
+    "model.dropout=0.0",
+    "model.sample_tokens=20",
+    "data.batch_size=16",
+    "data.val_batches=2",
+    "trainer.log_every_n_steps=1",
+]
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    path = tmp_path / "corpus.txt"
+    path.write_text("the quick brown fox jumps over the lazy dog.\n" * 50, encoding="utf-8")
+    return path
+
+
+def lm_cfg(make_cfg, corpus: Path, *overrides: str, output_dir: Path | None = None):
+    return make_cfg(*TINY_LM, f"data.path={corpus}", *overrides, output_dir=output_dir)
+
+
+def test_warmup_cosine_schedule() -> None:
+    lrs = [warmup_cosine(step, 10, 100, 0.1) for step in range(120)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert lrs[55] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert all(a >= b for a, b in pairwise(lrs[9:]))  # decays monotonically
+    assert lrs[100] == lrs[119] == pytest.approx(0.1)
+
+
+def test_overfits_a_tiny_text(make_cfg, tmp_path: Path) -> None:
+    # Each character fixes the next one, so a model that learns the text predicts it exactly.
+    alphabet = tmp_path / "alphabet.txt"
+    alphabet.write_text("abcdefghijklmnopqrstuvwxyz\n" * 40, encoding="utf-8")
+    overrides = ("trainer.max_steps=100", "trainer.max_epochs=-1", "model.lr=1e-2", "logger=none")
+    metrics = train(lm_cfg(make_cfg, alphabet, *overrides, "model.lr_decay_steps=100"))
+    assert metrics["train/loss"] < 0.05
+    assert metrics["val/loss"] < 0.05 and metrics["val/bpc"] < 0.1
+
+
+def test_resume_continues_steps_and_lr_schedule(make_cfg, corpus: Path, tmp_path: Path) -> None:
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    common = (
+        "model.warmup_steps=3",
+        "model.lr_decay_steps=20",
+        "callbacks.samples.every_n_steps=0",
+    )
+    train(lm_cfg(make_cfg, corpus, "trainer.max_epochs=2", *common, output_dir=straight))
+    train(lm_cfg(make_cfg, corpus, "trainer.max_epochs=1", *common, output_dir=resumed))
+    first_half = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)
+    train(
+        lm_cfg(
+            make_cfg, corpus, "trainer.max_epochs=2", "ckpt_path=last", *common, output_dir=resumed
+        )
+    )
+
+    a, b = (
+        torch.load(d / "checkpoints" / "last.ckpt", weights_only=True) for d in (straight, resumed)
+    )
+    assert b["global_step"] == a["global_step"] == 2 * first_half["global_step"] > 0
+    (sched_a,), (sched_b,) = a["lr_schedulers"], b["lr_schedulers"]
+    assert sched_b["last_epoch"] == sched_a["last_epoch"] == a["global_step"]
+    assert sched_b["_last_lr"] == sched_a["_last_lr"]
+    for name, tensor in a["state_dict"].items():
+        torch.testing.assert_close(b["state_dict"][name], tensor, msg=name)
+
+
+def test_sampling_from_a_checkpoint_needs_no_dataset(
+    make_cfg, corpus: Path, tmp_path: Path
+) -> None:
+    train(lm_cfg(make_cfg, corpus, "trainer.max_steps=5", "logger=none"))
+    for path in [corpus, *corpus.parent.glob("*.tokens.pt")]:
+        path.unlink()
+    checkpoint_path = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    model = LanguageModel.load_from_checkpoint(checkpoint_path, weights_only=True)
+    text = model.sample_for_logging()
+    assert text.startswith("\n") and len(text) == 1 + model.hparams.sample_tokens
+    assert set(text) <= set("the quick brown fox jumps over the lazy dog.\n")
+
+
+def test_tensorboard_gets_text_samples_and_throughput(
+    make_cfg, corpus: Path, tmp_path: Path
+) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    overrides = ("trainer.val_check_interval=2", "trainer.check_val_every_n_epoch=null")
+    train(
+        lm_cfg(
+            make_cfg, corpus, "trainer.max_steps=4", "callbacks.samples.every_n_steps=2", *overrides
+        )
+    )
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"tensors": 0})
+    events.Reload()
+    assert {"train/loss", "val/loss", "val/bpc", "lr", "tokens_per_sec"} <= set(
+        events.Tags()["scalars"]
+    )
+    assert "samples/step/text_summary" in events.Tags()["tensors"]
+    assert (tmp_path / "run" / "samples" / "step_0000002.txt").is_file()
+
+
+def test_byte_tokenizer_reports_bits_per_byte(make_cfg, corpus: Path) -> None:
+    metrics = train(lm_cfg(make_cfg, corpus, "data.tokenizer=byte", "debug=fdr"))
+    assert "val/bpb" in metrics
+
+
+def test_sample_prompt_outside_the_vocabulary(make_cfg, corpus: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"model\.sample_prompt='Zebra'.*'Z' is not in the vocabulary"
+    ):
+        train(lm_cfg(make_cfg, corpus, "model.sample_prompt=Zebra"))
+
+
+def test_transformer_on_image_data_is_refused(make_cfg, tiny_mnist: Path) -> None:
+    cfg = make_cfg("model=transformer", f"paths.data_dir={tiny_mnist}")
+    with pytest.raises(ConfigError, match="needs tokenizer_state"):
+        train(cfg)
