@@ -68,7 +68,7 @@ def plain_loop(args: argparse.Namespace) -> float:
             start = time.perf_counter()
         if step == args.steps:
             break
-        with autocast:
+        with autocast, lm.attention():  # the same attention kernels as the framework run
             _, loss = model(x, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

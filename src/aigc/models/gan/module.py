@@ -9,6 +9,7 @@ from lightning.pytorch.core.optimizer import LightningOptimizer
 
 from aigc.models.gan.losses import get_loss
 from aigc.models.gan.networks import Discriminator, Generator
+from aigc.utils.log_steps import logs_this_step
 
 
 class GAN(L.LightningModule):
@@ -72,18 +73,18 @@ class GAN(L.LightningModule):
         loss_g = self.adversarial_loss.generator(self.discriminator(fake))
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(loss_g)
+        if logs_this_step(self.trainer):  # before opt_g.step(), which advances global_step
+            self.log_dict(
+                {
+                    "loss/g": loss_g,
+                    "loss/d": loss_d,
+                    "D(x)": torch.sigmoid(real_logits.detach()).mean(),
+                    "D(G(z))": torch.sigmoid(fake_logits.detach()).mean(),
+                },
+                prog_bar=True,
+            )
         opt_g.step()
         self.untoggle_optimizer(opt_g)
-
-        self.log_dict(
-            {
-                "loss/g": loss_g,
-                "loss/d": loss_d,
-                "D(x)": torch.sigmoid(real_logits.detach()).mean(),
-                "D(G(z))": torch.sigmoid(fake_logits.detach()).mean(),
-            },
-            prog_bar=True,
-        )
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         # D's belief on held-out real images: it falls below D(x) on training images when the

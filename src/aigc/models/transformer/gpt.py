@@ -145,8 +145,8 @@ class GPT(nn.Module):
             )
         positions = torch.arange(pos, pos + T, device=idx.device)  # (T,)
         x = self.drop(self.wte(idx) + self.wpe(positions))  # (B, T, C)
-        for i, block in enumerate(self.blocks):
-            x = block(x, None if caches is None else caches[i], pos)
+        for block, cache in zip(self.blocks, caches or [None] * len(self.blocks), strict=True):
+            x = block(x, cache, pos)
         return self.ln_f(x)
 
     def generate(
@@ -181,7 +181,8 @@ class GPT(nn.Module):
         Each token is drawn from the logits for the last (at most) block_size tokens, positions
         counted from the start of that window, as in training. temperature 0 is greedy; top_k
         keeps the k most likely tokens; top_p keeps the fewest most likely tokens whose total
-        probability reaches top_p. use_cache only changes the speed, not the tokens.
+        probability reaches top_p. use_cache changes only the speed: the logits agree up to
+        floating-point rounding.
         """
         _check_sampling_args(temperature, top_k, top_p)
         if idx.size(1) == 0:

@@ -3,14 +3,17 @@
 import math
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import lightning as L
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from aigc.data.tokenizers import tokenizer_from_state
 from aigc.errors import ConfigError
 from aigc.models.transformer.gpt import GPT
+from aigc.utils.log_steps import logs_this_step
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # inputs, targets: (B, T) token ids each
 
@@ -24,6 +27,16 @@ def warmup_cosine(step: int, warmup_steps: int, decay_steps: int, min_ratio: flo
         return min_ratio
     progress = (step - warmup_steps) / max(1, decay_steps - warmup_steps)
     return min_ratio + 0.5 * (1.0 - min_ratio) * (1.0 + math.cos(math.pi * progress))
+
+
+def attention_kernels(names: Sequence[str]) -> list[SDPBackend]:
+    """Names of ``torch.nn.attention.SDPBackend`` members: ``["math"]`` -> ``[SDPBackend.MATH]``."""
+    backends = {name.lower(): kernel for name, kernel in SDPBackend.__members__.items()}
+    backends.pop("error")
+    unknown = [name for name in names if name.lower() not in backends]
+    if unknown:
+        raise ConfigError(f"unknown attention backends {unknown}; choose from {sorted(backends)}")
+    return [backends[name.lower()] for name in names]
 
 
 class LanguageModel(L.LightningModule):
@@ -49,6 +62,7 @@ class LanguageModel(L.LightningModule):
         weight_decay: float = 0.1,
         betas: Sequence[float] = (0.9, 0.99),
         grad_clip: float | None = 1.0,
+        attention_backends: Sequence[str] | None = None,
         sample_prompt: str = "\n",
         sample_tokens: int = 200,
         sample_temperature: float = 1.0,
@@ -67,42 +81,61 @@ class LanguageModel(L.LightningModule):
         )
         if compile:
             self.model.compile()  # in place: parameter names, and so checkpoints, stay the same
-        self._batch_start = 0.0
+        self.attention_kernels = attention_kernels(attention_backends or [])
+        self._last_logged: tuple[float, int] | None = None  # (time, step) of the last log
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.model(idx)[0]  # (B, T, vocab)
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple:
+        """Logits ``(B, T, vocab)`` and loss, with attention on the configured kernels."""
+        with self.attention():
+            return self.model(idx, targets)
+
+    def attention(self) -> AbstractContextManager:
+        """Restricts attention to ``model.attention_backends``; PyTorch picks when none are set."""
+        return sdpa_kernel(self.attention_kernels) if self.attention_kernels else nullcontext()
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        _, loss = self.model(*batch)
-        self.log("train/loss", loss, prog_bar=True)
-        self.log("lr", self.lr_schedulers().get_last_lr()[0])
+        _, loss = self(*batch)
+        if logs_this_step(self.trainer):
+            self.log_dict(
+                {
+                    "train/loss": loss,
+                    "lr": self.lr_schedulers().get_last_lr()[0],
+                    **self._throughput(batch),
+                },
+                prog_bar=True,
+            )
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        _, loss = self.model(*batch)
+        _, loss = self(*batch)
         self.log("val/loss", loss, prog_bar=True)
         # nats per token -> bits per token, i.e. bits per character (or per byte)
         self.log(f"val/bp{self.tokenizer.unit[0]}", loss / math.log(2))
 
-    def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
-        self._batch_start = time.perf_counter()
+    def _throughput(self, batch: Batch) -> dict[str, float]:
+        """Training tokens/s since the last logged step (data loading and optimizer included)."""
+        now, since = time.perf_counter(), self._last_logged
+        self._last_logged = now, self.global_step
+        if since is None:
+            return {}
+        start, step = since
+        return {"tokens_per_sec": (self.global_step - step) * batch[0].numel() / (now - start)}
 
-    def on_train_batch_end(self, outputs: Any, batch: Batch, batch_idx: int) -> None:
-        # Wall time of the step itself (forward, backward, optimizer), without data loading.
-        tokens = batch[0].numel()
-        self.log("tokens_per_sec", tokens / (time.perf_counter() - self._batch_start))
+    def on_validation_start(self) -> None:
+        self._last_logged = None  # time spent validating is not training throughput
 
     @torch.no_grad()
     def sample_for_logging(self) -> str:
         """A continuation of ``sample_prompt``, the same random draws every time."""
         prompt = torch.tensor([self.sample_prompt], device=self.device)
-        tokens = self.model.generate(
-            prompt,
-            self.hparams.sample_tokens,
-            temperature=self.hparams.sample_temperature,
-            top_k=self.hparams.sample_top_k,
-            generator=torch.Generator(self.device).manual_seed(0),
-        )
+        with self.attention():
+            tokens = self.model.generate(
+                prompt,
+                self.hparams.sample_tokens,
+                temperature=self.hparams.sample_temperature,
+                top_k=self.hparams.sample_top_k,
+                generator=torch.Generator(self.device).manual_seed(0),
+            )
         return self.tokenizer.decode(tokens[0].tolist())
 
     def configure_gradient_clipping(
