@@ -132,3 +132,22 @@ def test_transformer_on_image_data_is_refused(make_cfg, tiny_mnist: Path) -> Non
     cfg = make_cfg("model=transformer", f"paths.data_dir={tiny_mnist}")
     with pytest.raises(ConfigError, match="needs tokenizer_state"):
         train(cfg)
+
+
+def test_bf16_mixed_precision_on_cpu(make_cfg, corpus: Path) -> None:
+    metrics = train(lm_cfg(make_cfg, corpus, "trainer.precision=bf16-mixed", "debug=fdr"))
+    assert math.isfinite(metrics["train/loss"])
+
+
+def test_unknown_attention_backend(make_cfg, corpus: Path) -> None:
+    with pytest.raises(ConfigError, match=r"unknown attention backends \['fast'\]"):
+        train(lm_cfg(make_cfg, corpus, "model.attention_backends=[fast]", "debug=fdr"))
+
+
+@pytest.mark.slow
+def test_compiled_model_trains_and_keeps_checkpoint_names(
+    make_cfg, corpus: Path, tmp_path: Path
+) -> None:
+    train(lm_cfg(make_cfg, corpus, "model.compile=true", "trainer.max_steps=3", "logger=none"))
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert all("_orig_mod" not in name for name in checkpoint["state_dict"])

@@ -181,3 +181,14 @@ def test_cli_reports_corrupt_data_in_one_line(tiny_mnist: Path, tmp_path: Path) 
         result.stderr.strip().splitlines()[-1].startswith(f"error: {path} is truncated or corrupt")
     )
     assert "Traceback" not in result.stderr
+
+
+def test_bf16_mixed_precision_on_cpu(make_cfg, tiny_mnist: Path) -> None:
+    metrics = train(tiny_run(make_cfg, tiny_mnist, "trainer.precision=bf16-mixed", "debug=fdr"))
+    assert torch.isfinite(torch.tensor(metrics["loss/g"]))
+
+
+@pytest.mark.slow
+def test_compiled_gan_trains(make_cfg, tiny_mnist: Path) -> None:
+    metrics = train(tiny_run(make_cfg, tiny_mnist, "model.compile=true", "debug=fdr"))
+    assert torch.isfinite(torch.tensor(metrics["loss/d"]))
