@@ -122,6 +122,13 @@ def test_missing_file_offline_says_where_to_put_it(tmp_path: Path, no_network: N
     assert "AIGC_DATA_DIR" in str(err.value)
 
 
+def test_unknown_tokenizer(text_file: Path, tmp_path: Path) -> None:
+    from aigc.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="choose one of"):
+        make_datamodule(text_file, tmp_path, tokenizer="bpe")
+
+
 def test_missing_file_without_url(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=r"set data\.path"):
         make_datamodule(tmp_path / "nope.txt", tmp_path)

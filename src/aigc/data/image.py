@@ -17,6 +17,7 @@ from aigc.data.image_files import (
     load_cifar10_split,
     load_idx_split,
 )
+from aigc.data.loading import make_loader
 from aigc.data.samplers import EpochSeededRandomSampler
 from aigc.errors import ConfigError, DatasetError
 
@@ -141,18 +142,10 @@ class ImageDataModule(L.LightningDataModule):
         if tuple(images.shape[1:]) != self.image_shape:
             raise DatasetError(
                 f"{self.hparams.dataset} in {self.root} has images of shape "
-                f"{tuple(images.shape[1:])}, "
-                f"expected {self.image_shape}"
+                f"{tuple(images.shape[1:])}, expected {self.image_shape}"
             )
         return images, labels
 
     def _loader(self, dataset: TensorDataset, **kwargs: Any) -> DataLoader:
-        workers = self.hparams.num_workers
-        return DataLoader(
-            dataset,
-            batch_size=self.hparams.batch_size,
-            num_workers=workers,
-            pin_memory=self.hparams.pin_memory,
-            persistent_workers=workers > 0,
-            **kwargs,
-        )
+        hp = self.hparams
+        return make_loader(dataset, hp.batch_size, hp.num_workers, hp.pin_memory, **kwargs)

@@ -14,13 +14,11 @@ import torch
 from torchvision.datasets import CIFAR10, MNIST
 from torchvision.datasets.utils import check_integrity
 
+from aigc.data.loading import DATA_DIR_HINT, one_line
 from aigc.errors import DatasetError
 
 _IDX_UINT8 = 0x08
 _IDX_KINDS = ("images-idx3-ubyte", "labels-idx1-ubyte")
-_DATA_DIR_HINT = (
-    "or point paths.data_dir (environment variable AIGC_DATA_DIR) at a folder that has it"
-)
 
 
 def read_idx(path: Path) -> torch.Tensor:
@@ -87,7 +85,7 @@ def load_cifar10_split(root: Path, train: bool) -> tuple[torch.Tensor, torch.Ten
         if not check_integrity(str(folder / name), md5):
             raise DatasetError(
                 f"{folder / name} is missing or corrupt (checksum mismatch): delete it and put a "
-                f"good copy there, {_DATA_DIR_HINT}"
+                f"good copy there, {DATA_DIR_HINT}"
             )
     dataset = CIFAR10(str(root), train=train)
     images = (
@@ -119,8 +117,7 @@ def _download(dataset_cls: type, root: Path, folder: Path, what: str) -> None:
     try:
         dataset_cls(str(root), download=True)
     except Exception as err:  # urllib, socket and torchvision all raise their own kinds
-        reason = " ".join(str(err).split())  # torchvision's message spans lines; keep one
         raise DatasetError(
             f"{dataset_cls.__name__} is not in {folder} and could not be downloaded. Put {what} "
-            f"in {folder}, {_DATA_DIR_HINT}. (Download error: {reason})"
+            f"in {folder}, {DATA_DIR_HINT}. (Download error: {one_line(err)})"
         ) from err

@@ -10,13 +10,15 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets.utils import download_url
 
+from aigc.data.loading import DATA_DIR_HINT, make_loader, one_line
 from aigc.data.samplers import EpochSeededRandomSampler
-from aigc.data.tokenizers import Tokenizer, build_tokenizer, tokenizer_from_state
-from aigc.errors import DatasetError
-
-_DATA_DIR_HINT = (
-    "or point paths.data_dir (environment variable AIGC_DATA_DIR) at a folder that has it"
+from aigc.data.tokenizers import (
+    TOKENIZER_KINDS,
+    Tokenizer,
+    build_tokenizer,
+    tokenizer_from_state,
 )
+from aigc.errors import ConfigError, DatasetError
 
 
 class TokenWindows(Dataset):
@@ -60,6 +62,10 @@ class TextDataModule(L.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
+        if tokenizer not in TOKENIZER_KINDS:
+            raise ConfigError(
+                f"unknown data.tokenizer {tokenizer!r}; choose one of {TOKENIZER_KINDS}"
+            )
         self.save_hyperparameters()
         self.path = Path(path).expanduser()
         self._tokens: torch.Tensor | None = None  # (N,) int64
@@ -88,7 +94,7 @@ class TextDataModule(L.LightningDataModule):
         except Exception as err:  # urllib and socket raise their own kinds
             raise DatasetError(
                 f"{self.path} does not exist and could not be downloaded from {self.hparams.url} "
-                f"({' '.join(str(err).split())}). Put the file there, {_DATA_DIR_HINT}."
+                f"({one_line(err)}). Put the file there, {DATA_DIR_HINT}."
             ) from err
 
     def setup(self, stage: str | None = None) -> None:
@@ -125,15 +131,8 @@ class TextDataModule(L.LightningDataModule):
         return self._loader(self.val_set)
 
     def _loader(self, dataset: Dataset, **kwargs: Any) -> DataLoader:
-        workers = self.hparams.num_workers
-        return DataLoader(
-            dataset,
-            batch_size=self.hparams.batch_size,
-            num_workers=workers,
-            pin_memory=self.hparams.pin_memory,
-            persistent_workers=workers > 0,
-            **kwargs,
-        )
+        hp = self.hparams
+        return make_loader(dataset, hp.batch_size, hp.num_workers, hp.pin_memory, **kwargs)
 
     def _load(self) -> None:
         """Reads and tokenizes the file once, through the on-disk token cache."""

@@ -72,6 +72,7 @@ class ByteTokenizer:
 
 
 Tokenizer = CharTokenizer | ByteTokenizer
+TOKENIZER_KINDS = ("char", "byte")
 
 
 def build_tokenizer(kind: str, text: str) -> Tokenizer:
