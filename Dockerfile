@@ -5,7 +5,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY src ./src
 COPY configs ./configs
-COPY train.py ./
+COPY train.py generate.py eval.py ./
 # Editable install: the entry point finds configs/ beside src/.
 RUN pip install --no-cache-dir -e .
 

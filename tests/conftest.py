@@ -93,13 +93,18 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(urllib.request, "urlopen", refuse)
 
 
+def compose_config(config_name: str, *overrides: str) -> DictConfig:
+    """Composes ``configs/<config_name>.yaml`` as its entry point would, without running it."""
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(config_name=config_name, overrides=list(overrides))
+
+
 @pytest.fixture
 def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
     """Composes ``configs/train.yaml`` with overrides, writing into a temporary run directory."""
 
     def _make(*overrides: str, output_dir: Path | None = None) -> DictConfig:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            cfg = compose(config_name="train", overrides=list(overrides))
+        cfg = compose_config("train", *overrides)
         with open_dict(cfg):
             cfg.paths.output_dir = str(output_dir or tmp_path / "run")
             cfg.paths.log_dir = str(tmp_path / "logs")

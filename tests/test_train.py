@@ -150,6 +150,16 @@ def test_corrupt_ckpt_path(make_cfg, tiny_mnist: Path, tmp_path: Path) -> None:
         train(tiny_run(make_cfg, tiny_mnist, f"ckpt_path={bad}"))
 
 
+def test_resume_from_another_family(make_cfg, tiny_mnist: Path, tmp_path: Path) -> None:
+    train(tiny_run(make_cfg, tiny_mnist, "trainer.max_steps=1", "logger=none"))
+    gan_checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    cfg = make_cfg(
+        f"paths.data_dir={tiny_mnist}", "model=classifier", f"ckpt_path={gan_checkpoint}"
+    )
+    with pytest.raises(CheckpointError, match="holds a GAN, but this run builds a Classifier"):
+        train(cfg)
+
+
 def test_model_that_needs_other_data(make_cfg, tiny_mnist: Path) -> None:
     from omegaconf import open_dict
 

@@ -1,5 +1,13 @@
 """Errors that the user can fix: reported as one clear line, without a traceback."""
 
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
+
+T = TypeVar("T")
+
 
 class AigcError(Exception):
     """Base class for problems with the user's input: data, configuration or checkpoints."""
@@ -15,3 +23,21 @@ class CheckpointError(AigcError):
 
 class ConfigError(AigcError):
     """The composed configuration cannot be turned into a run."""
+
+
+def exit_on_user_error(run: Callable[[], T]) -> T:
+    """Runs an entry point; a problem the user can fix ends it with one ``error:`` line.
+
+    Besides our own errors that includes configs that do not fit together, which OmegaConf reports
+    when a value is read: a missing mandatory value (``???``) or an interpolation to a key that
+    the chosen groups do not have (``model=gan data=shakespeare``).
+    """
+    try:
+        return run()
+    except (AigcError, MissingMandatoryValue, InterpolationResolutionError) as err:
+        sys.exit(f"error: {one_line(err)}")
+
+
+def one_line(err: BaseException) -> str:
+    """An exception's message with its line breaks folded, to quote inside a one-line error."""
+    return " ".join(str(err).split())

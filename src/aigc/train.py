@@ -6,15 +6,15 @@ python train.py --cfg job       # the composed config
 """
 
 import logging
-import sys
 import warnings
 from pathlib import Path
 
 import hydra
 import lightning as L
+from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig
 
-from aigc.errors import AigcError
+from aigc.errors import exit_on_user_error
 from aigc.utils.checkpoints import resolve_ckpt_path
 from aigc.utils.instantiate import instantiate, instantiate_list, instantiate_model
 
@@ -41,18 +41,17 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
 def train(cfg: DictConfig) -> dict[str, float]:
     """Runs one training job and returns the final logged metrics."""
     datamodule, model, trainer = build(cfg)
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), trainer)
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), trainer, model)
     log.info("Run directory: %s", cfg.paths.output_dir)
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    if cfg.get("test") and is_overridden("test_step", model):
+        trainer.test(model, datamodule=datamodule)
     return {name: float(value) for name, value in trainer.callback_metrics.items()}
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> None:
-    try:
-        train(cfg)
-    except AigcError as err:
-        sys.exit(f"error: {err}")
+    exit_on_user_error(lambda: train(cfg))
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ class SampleLogger(L.Callback):
     def _log(self, trainer: L.Trainer, pl_module: L.LightningModule, tag: str) -> None:
         if trainer.sanity_checking or trainer.fast_dev_run:
             return
+        if not hasattr(pl_module, "sample_for_logging"):
+            return  # a model that generates nothing, such as a classifier
         sample = pl_module.sample_for_logging()
         step = trainer.global_step
         tensorboards = [

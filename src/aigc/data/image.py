@@ -64,6 +64,8 @@ class ImageDataModule(L.LightningDataModule):
     the dataset's own test split is the test set.
     """
 
+    modality = "image"
+
     def __init__(
         self,
         dataset: str,

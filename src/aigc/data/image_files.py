@@ -14,8 +14,8 @@ import torch
 from torchvision.datasets import CIFAR10, MNIST
 from torchvision.datasets.utils import check_integrity
 
-from aigc.data.loading import DATA_DIR_HINT, one_line
-from aigc.errors import DatasetError
+from aigc.data.loading import DATA_DIR_HINT
+from aigc.errors import DatasetError, one_line
 
 _IDX_UINT8 = 0x08
 _IDX_KINDS = ("images-idx3-ubyte", "labels-idx1-ubyte")
@@ -49,7 +49,9 @@ def ensure_idx_files(root: Path, dataset_cls: type[MNIST]) -> None:
     raw_folder = _idx_folder(root, dataset_cls)
     names = [f"{split}-{kind}" for split in ("train", "t10k") for kind in _IDX_KINDS]
     if not all(_idx_path(raw_folder, name) for name in names):
-        _download(dataset_cls, root, raw_folder, "the IDX files (*-ubyte or *-ubyte.gz)")
+        _download(
+            dataset_cls, root, raw_folder, f"the IDX files (*-ubyte or *-ubyte.gz) in {raw_folder}"
+        )
 
 
 def load_idx_split(
@@ -75,7 +77,12 @@ def ensure_cifar10_files(root: Path) -> None:
     """Downloads (or extracts the archive of) CIFAR-10 unless all its batch files are present."""
     folder = root / CIFAR10.base_folder
     if not all((folder / name).exists() for name, _ in _cifar10_files()):
-        _download(CIFAR10, root, folder, f"{CIFAR10.filename} (or its extracted batches)")
+        _download(
+            CIFAR10,
+            root,
+            folder,
+            f"{CIFAR10.filename} in {root} (or its extracted batches in {folder})",
+        )
 
 
 def load_cifar10_split(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,6 +125,6 @@ def _download(dataset_cls: type, root: Path, folder: Path, what: str) -> None:
         dataset_cls(str(root), download=True)
     except Exception as err:  # urllib, socket and torchvision all raise their own kinds
         raise DatasetError(
-            f"{dataset_cls.__name__} is not in {folder} and could not be downloaded. Put {what} "
-            f"in {folder}, {DATA_DIR_HINT}. (Download error: {one_line(err)})"
+            f"{dataset_cls.__name__} is not in {folder} and could not be downloaded. Put {what}, "
+            f"{DATA_DIR_HINT}. (Download error: {one_line(err)})"
         ) from err

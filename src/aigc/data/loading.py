@@ -1,4 +1,4 @@
-"""What the datamodules share: DataLoader construction and the wording of data errors."""
+"""What the datamodules share: DataLoader construction and the data-folder hint of errors."""
 
 from typing import Any
 
@@ -21,8 +21,3 @@ def make_loader(
         persistent_workers=num_workers > 0,
         **kwargs,
     )
-
-
-def one_line(err: BaseException) -> str:
-    """An exception's message with its line breaks folded, to quote inside a one-line error."""
-    return " ".join(str(err).split())

@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets.utils import download_url
 
-from aigc.data.loading import DATA_DIR_HINT, make_loader, one_line
+from aigc.data.loading import DATA_DIR_HINT, make_loader
 from aigc.data.samplers import EpochSeededRandomSampler
 from aigc.data.tokenizers import (
     TOKENIZER_KINDS,
@@ -18,7 +19,7 @@ from aigc.data.tokenizers import (
     build_tokenizer,
     tokenizer_from_state,
 )
-from aigc.errors import ConfigError, DatasetError
+from aigc.errors import ConfigError, DatasetError, one_line
 
 
 class TokenWindows(Dataset):
@@ -43,9 +44,11 @@ class TextDataModule(L.LightningDataModule):
     The first ``1 - val_fraction`` of the tokens train, the rest validate. A training epoch is
     ``len(train tokens) // block_size`` windows at random offsets, so it sees each token about
     once. Validation uses ``val_batches`` batches of windows at fixed, evenly spaced offsets, so
-    val loss is comparable between runs and steps. The tokenized text is cached on disk, keyed by
-    the file's content hash.
+    val loss is comparable between runs and steps (``None``: the whole split, window by window).
+    The tokenized text is cached on disk, keyed by the file's content hash.
     """
+
+    modality = "text"
 
     def __init__(
         self,
@@ -56,7 +59,7 @@ class TextDataModule(L.LightningDataModule):
         tokenizer: str = "char",
         batch_size: int = 64,
         val_fraction: float = 0.1,
-        val_batches: int = 20,
+        val_batches: int | None = 20,
         num_workers: int = 0,
         pin_memory: bool = False,
         seed: int = 0,
@@ -114,8 +117,11 @@ class TextDataModule(L.LightningDataModule):
                     f"block_size + 1 = {block + 1}; use a longer text or a smaller model.block_size"
                 )
         self.train_set = TokenWindows(train, block, torch.arange(len(train) - block))
-        num_val_windows = self.hparams.val_batches * self.hparams.batch_size
-        val_starts = torch.linspace(0, len(val) - block - 1, num_val_windows).long()
+        if self.hparams.val_batches is None:  # every token once, in non-overlapping windows
+            val_starts = torch.arange(0, len(val) - block, block)
+        else:
+            num_val_windows = self.hparams.val_batches * self.hparams.batch_size
+            val_starts = torch.linspace(0, len(val) - block - 1, num_val_windows).long()
         self.val_set = TokenWindows(val, block, val_starts)
 
     def train_dataloader(self) -> DataLoader:
@@ -144,7 +150,12 @@ class TextDataModule(L.LightningDataModule):
             raise DatasetError(f"text file {self.path} is empty")
         cache = self._cache_path(hashlib.sha256(raw).hexdigest()[:16])
         if cache.is_file():
-            cached = torch.load(cache, weights_only=True)
+            try:
+                cached = torch.load(cache, weights_only=True)
+            except Exception as err:  # a half-written or damaged cache file
+                raise DatasetError(
+                    f"token cache {cache} is unreadable ({one_line(err)}): delete it"
+                ) from err
             self._tokens, self._tokenizer = (
                 cached["tokens"].long(),
                 tokenizer_from_state(cached["tokenizer"]),
@@ -171,10 +182,9 @@ class TextDataModule(L.LightningDataModule):
             ) from err
 
     def _cache_path(self, digest: str) -> Path:
-        # Next to the text when that folder is writable (data folders may be read-only).
-        folder = (
-            self.path.parent
-            if os.access(self.path.parent, os.W_OK)
-            else Path(self.hparams.cache_dir)
-        )
+        # Next to the text when that folder is writable (data folders may be read-only). Root
+        # may write anywhere, so a folder without write bits counts as read-only too.
+        parent = self.path.parent
+        writable = os.access(parent, os.W_OK) and parent.stat().st_mode & stat.S_IWUSR
+        folder = parent if writable else Path(self.hparams.cache_dir)
         return folder.expanduser() / f"{self.path.stem}.{self.hparams.tokenizer}-{digest}.tokens.pt"

@@ -5,8 +5,10 @@ from typing import Any
 
 import lightning as L
 import torch
+from hydra.utils import get_class
 
 from aigc.errors import CheckpointError
+from aigc.models.base import MODEL_CLASS_KEY, AigcModule
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -24,7 +26,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
-def resolve_ckpt_path(ckpt_path: str | None, trainer: L.Trainer) -> str | None:
+def resolve_ckpt_path(ckpt_path: str | None, trainer: L.Trainer, model: AigcModule) -> str | None:
     """The checkpoint file to resume from: ``None``, a path, or ``"last"`` of this run directory.
 
     Lightning itself treats a missing ``"last"`` checkpoint as a fresh start with a warning; a user
@@ -46,5 +48,23 @@ def resolve_ckpt_path(ckpt_path: str | None, trainer: L.Trainer) -> str | None:
             )
     else:
         path = Path(ckpt_path)
-    load_checkpoint(path)
+    saved_class = load_checkpoint(path).get(MODEL_CLASS_KEY)
+    model_class = f"{type(model).__module__}.{type(model).__qualname__}"
+    if saved_class not in (None, model_class):
+        raise CheckpointError(
+            f"{path} holds a {saved_class.rsplit('.', 1)[-1]}, but this run builds a "
+            f"{type(model).__name__}: resume with the same model/experiment overrides as that run"
+        )
     return str(path)
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> AigcModule:
+    """Rebuilds the model of any checkpoint the framework wrote, whatever its family."""
+    checkpoint = load_checkpoint(path)
+    if MODEL_CLASS_KEY not in checkpoint:
+        raise CheckpointError(
+            f"{path} was not written by aigc's training (it names no model class)"
+        )
+    model_cls = get_class(checkpoint[MODEL_CLASS_KEY])
+    model = model_cls.load_from_checkpoint(path, map_location=device, weights_only=True)
+    return model.eval().requires_grad_(False)

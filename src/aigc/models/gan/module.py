@@ -3,22 +3,24 @@
 from collections.abc import Sequence
 from typing import Any
 
-import lightning as L
 import torch
 from lightning.pytorch.core.optimizer import LightningOptimizer
 
+from aigc.models.base import AigcModule
 from aigc.models.gan.losses import get_loss
 from aigc.models.gan.networks import Discriminator, Generator
 from aigc.utils.log_steps import logs_this_step
 
 
-class GAN(L.LightningModule):
+class GAN(AigcModule):
     """Alternates one discriminator and one generator update per batch (manual optimization).
 
     ``global_step`` counts batches (generator updates), not optimizer steps: Lightning would count
     both optimizers' steps, so ``trainer.max_steps=1000`` would stop after 500 batches. See
     ``_step_discriminator``.
     """
+
+    modality = "image"
 
     def __init__(
         self,
@@ -111,13 +113,17 @@ class GAN(L.LightningModule):
         self.trainer.strategy.optimizer_step(optimizer.optimizer, closure=lambda: None)
 
     @torch.no_grad()
-    def sample_for_logging(self) -> torch.Tensor:
-        """Images from the fixed latents, ``(num_samples, C, H, W)`` in [-1, 1]."""
+    def sample(self, latents: torch.Tensor) -> torch.Tensor:
+        """Images ``(N, C, H, W)`` in [-1, 1] for latents ``(N, latent_dim)``, in eval mode."""
         was_training = self.generator.training
         self.generator.eval()  # BatchNorm running statistics, not this batch's
-        images = self.generator(self.fixed_latents)
+        images = self.generator(latents.to(self.device))
         self.generator.train(was_training)
         return images
+
+    def sample_for_logging(self) -> torch.Tensor:
+        """Images from the fixed latents, ``(num_samples, C, H, W)`` in [-1, 1]."""
+        return self.sample(self.fixed_latents)
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         lr, betas = self.hparams.lr, tuple(self.hparams.betas)
@@ -126,6 +132,7 @@ class GAN(L.LightningModule):
         return [opt_g, opt_d]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
         checkpoint["latent_rng_state"] = self.latent_rng.get_state()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

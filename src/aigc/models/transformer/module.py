@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-import lightning as L
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from aigc.data.tokenizers import tokenizer_from_state
 from aigc.errors import ConfigError
+from aigc.models.base import AigcModule
 from aigc.models.transformer.gpt import GPT
 from aigc.utils.log_steps import logs_this_step
 
@@ -39,12 +39,14 @@ def attention_kernels(names: Sequence[str]) -> list[SDPBackend]:
     return [backends[name.lower()] for name in names]
 
 
-class LanguageModel(L.LightningModule):
+class LanguageModel(AigcModule):
     """Next-token prediction with AdamW and a warm-up + cosine learning-rate schedule.
 
     The tokenizer's state (a dict of plain values from the datamodule) is a hyperparameter, so it
     is saved inside every checkpoint and sampling needs no dataset.
     """
+
+    modality = "text"
 
     def __init__(
         self,
