@@ -83,6 +83,17 @@ def test_resume_continues_steps_and_lr_schedule(make_cfg, corpus: Path, tmp_path
         torch.testing.assert_close(b["state_dict"][name], tensor, msg=name)
 
 
+def test_last_checkpoint_holds_the_final_step(make_cfg, corpus: Path, tmp_path: Path) -> None:
+    steps = (
+        "trainer.max_steps=5",
+        "trainer.val_check_interval=2",
+        "trainer.check_val_every_n_epoch=null",
+    )
+    train(lm_cfg(make_cfg, corpus, *steps, "logger=none"))
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["global_step"] == 5
+
+
 def test_sampling_from_a_checkpoint_needs_no_dataset(
     make_cfg, corpus: Path, tmp_path: Path
 ) -> None:

@@ -1,5 +1,6 @@
 """Lightning callbacks."""
 
+from aigc.callbacks.checkpoint import Checkpoint
 from aigc.callbacks.samples import SampleLogger
 
-__all__ = ["SampleLogger"]
+__all__ = ["Checkpoint", "SampleLogger"]
