@@ -22,11 +22,11 @@ from aigc.models.transformer import LanguageModel
 from aigc.train import CONFIG_DIR
 from aigc.utils.checkpoints import load_model
 from aigc.utils.instantiate import instantiate
-from aigc.utils.runtime import autocast, resolve_device
+from aigc.utils.runtime import autocast, lightning_precision, resolve_device
 
 
 def evaluate_language_model(
-    model: LanguageModel, datamodule: TextDataModule, cfg: DictConfig
+    model: LanguageModel, datamodule: TextDataModule, cfg: DictConfig, device: torch.device
 ) -> dict[str, float | str]:
     """Loss, perplexity and bits per token over every token of the validation split."""
     if datamodule.tokenizer.state_dict() != model.hparams.tokenizer_state:
@@ -35,9 +35,9 @@ def evaluate_language_model(
             "on (another vocabulary): evaluate on the training text's data config"
         )
     trainer = L.Trainer(
-        accelerator=resolve_device(cfg.device).type,
+        accelerator=device.type,
         devices=1,
-        precision="bf16-mixed" if str(cfg.precision) == "bf16" else "32-true",
+        precision=lightning_precision(cfg.precision),
         logger=False,
         enable_checkpointing=False,
         enable_model_summary=False,
@@ -115,7 +115,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float | str]:
     if model.modality == "text":
         # The model fixes the window length; every validation token is scored once.
         datamodule = instantiate(cfg.data, block_size=model.hparams.block_size, val_batches=None)
-        return evaluate_language_model(model, datamodule, cfg)
+        return evaluate_language_model(model, datamodule, cfg, device)
     with torch.inference_mode(), autocast(device, cfg.precision):
         return evaluate_generator(model, instantiate(cfg.data), cfg)
 

@@ -13,7 +13,7 @@ import torch
 from omegaconf import DictConfig
 from torchvision.utils import make_grid, save_image
 
-from aigc.errors import ConfigError, exit_on_user_error
+from aigc.errors import exit_on_user_error
 from aigc.models.gan import GAN
 from aigc.models.transformer import LanguageModel
 from aigc.train import CONFIG_DIR
@@ -40,12 +40,7 @@ def generate_images(model: GAN, cfg: DictConfig, generator: torch.Generator) -> 
 def generate_text(model: LanguageModel, cfg: DictConfig, generator: torch.Generator) -> list[str]:
     """Streams ``num_samples`` continuations of the prompt to stdout; returns them."""
     text_cfg, tokenizer = cfg.text, model.tokenizer
-    try:
-        prompt = tokenizer.encode(text_cfg.prompt)
-    except ValueError as err:
-        raise ConfigError(f"text.prompt={text_cfg.prompt!r}: {err}") from err
-    if not prompt:
-        raise ConfigError("text.prompt is empty: give the model at least one character to continue")
+    prompt = model.encode_prompt(text_cfg.prompt, setting="text.prompt")
     samples = []
     for i in range(cfg.num_samples):
         if i:

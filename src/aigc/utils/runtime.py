@@ -17,10 +17,19 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+# The entry points' ``precision`` settings and the Lightning precision each stands for.
+_LIGHTNING_PRECISION = {"32": "32-true", "bf16": "bf16-mixed"}
+
+
+def lightning_precision(precision: str | int) -> str:
+    """``32`` -> ``"32-true"``, ``bf16`` -> ``"bf16-mixed"``; anything else is a config error."""
+    if str(precision) not in _LIGHTNING_PRECISION:
+        raise ConfigError(f"precision={precision}; choose 32 or bf16")
+    return _LIGHTNING_PRECISION[str(precision)]
+
+
 def autocast(device: torch.device, precision: str | int) -> AbstractContextManager:
     """``32`` -> full precision; ``bf16`` -> bfloat16 autocast on the device."""
-    if str(precision) == "32":
+    if lightning_precision(precision) == "32-true":
         return nullcontext()
-    if str(precision) == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    raise ConfigError(f"precision={precision}; choose 32 or bf16")
+    return torch.autocast(device.type, dtype=torch.bfloat16)

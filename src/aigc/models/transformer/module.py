@@ -74,10 +74,7 @@ class LanguageModel(AigcModule):
         super().__init__()
         self.save_hyperparameters()
         self.tokenizer = tokenizer_from_state(tokenizer_state)
-        try:
-            self.sample_prompt = self.tokenizer.encode(sample_prompt)
-        except ValueError as err:
-            raise ConfigError(f"model.sample_prompt={sample_prompt!r}: {err}") from err
+        self.sample_prompt = self.encode_prompt(sample_prompt, setting="model.sample_prompt")
         self.model = GPT(
             self.tokenizer.vocab_size, block_size, n_layer, n_head, n_embd, dropout, bias
         )
@@ -90,6 +87,18 @@ class LanguageModel(AigcModule):
         """Logits ``(B, T, vocab)`` and loss, with attention on the configured kernels."""
         with self.attention():
             return self.model(idx, targets)
+
+    def encode_prompt(self, text: str, setting: str) -> list[int]:
+        """Token ids of a prompt; an unknown character or no text is an error naming ``setting``."""
+        try:
+            ids = self.tokenizer.encode(text)
+        except ValueError as err:
+            raise ConfigError(f"{setting}={text!r}: {err}") from err
+        if not ids:
+            raise ConfigError(
+                f"{setting} is empty: give the model at least one character to continue"
+            )
+        return ids
 
     def attention(self) -> AbstractContextManager:
         """Restricts attention to ``model.attention_backends``; PyTorch picks when none are set."""
