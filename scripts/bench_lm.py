@@ -1,12 +1,13 @@
-"""Tokens/s of the character-level GPT through the framework and a plain PyTorch loop, and MFU.
+"""Tokens/s and MFU of the GPT through the framework and a plain PyTorch loop, for each speed knob
+(fp32 / bf16 mixed precision, eager / torch.compile), in one run.
 
-    python scripts/bench_lm.py --data-dir ../shared/data                 # fp32
-    python scripts/bench_lm.py --data-dir ../shared/data --precision bf16-mixed
+    python scripts/bench_lm.py --data-dir ../shared/data
+    python scripts/bench_lm.py --device cuda --experiment shakespeare_char --steps 300
 
-Trains the ``experiment=shakespeare_char_cpu`` model (4 layers, 4 heads, 128 wide, block 64,
-batch 12) for a fixed number of steps both ways in one run, alternating rounds so that machine
-noise hits both alike. Achieved FLOP/s count 6 FLOPs per parameter per token plus attention, and
-are set against this machine's measured matmul peak in the same precision (MFU).
+By default it trains the ``experiment=shakespeare_char_cpu`` model (4 layers, 4 heads, 128 wide,
+block 64, batch 12) for a fixed number of steps both ways, alternating rounds so that machine
+noise hits all runs alike. Achieved FLOP/s count 6 FLOPs per parameter per token plus attention,
+and are set against this machine's measured matmul peak in the same precision (MFU).
 """
 
 import argparse
@@ -14,31 +15,30 @@ import tempfile
 import time
 
 import torch
-from benchlib import build_run, compare, time_framework
+from benchlib import (
+    Variant,
+    add_common_arguments,
+    build_run,
+    compare,
+    synchronize,
+    time_framework,
+    trainer_overrides,
+    variants,
+)
 
 from aigc.models.transformer import GPT
 from aigc.models.transformer.module import warmup_cosine
 
 
-def overrides(args: argparse.Namespace) -> list[str]:
-    return [
-        "experiment=shakespeare_char_cpu",
-        f"paths.data_dir={args.data_dir}",
-        f"trainer.max_steps={args.steps}",
-        f"trainer.precision={args.precision}",
-        "trainer.accelerator=cpu",
-        "trainer.val_check_interval=100000",  # no validation inside the timed steps
-        f"model.compile={args.compile}",
-        "callbacks.samples.every_n_steps=0",
-        "callbacks.samples.on_epoch_end=false",
-    ]
+def overrides(args: argparse.Namespace, variant: Variant) -> list[str]:
+    return [f"experiment={args.experiment}", *trainer_overrides(args), *variant.overrides()]
 
 
-def plain_loop(args: argparse.Namespace) -> float:
+def plain_loop(args: argparse.Namespace, variant: Variant) -> float:
     """The same model, data and optimizer written out by hand. Returns timed seconds."""
     with tempfile.TemporaryDirectory() as output_dir:
-        datamodule, lm, _ = build_run(overrides(args), output_dir)
-    hp = lm.hparams
+        datamodule, lm, _ = build_run(overrides(args, variant), output_dir)
+    hp, device = lm.hparams, torch.device(args.device)
     model = GPT(
         lm.tokenizer.vocab_size,
         hp.block_size,
@@ -47,8 +47,8 @@ def plain_loop(args: argparse.Namespace) -> float:
         hp.n_embd,
         hp.dropout,
         hp.bias,
-    )
-    if args.compile:
+    ).to(device)
+    if variant.compile:
         model.compile()
     params = list(model.parameters())
     groups = [
@@ -59,35 +59,44 @@ def plain_loop(args: argparse.Namespace) -> float:
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: warmup_cosine(s, hp.warmup_steps, hp.lr_decay_steps, hp.min_lr / hp.lr)
     )
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16-mixed")
+    scaler = torch.amp.GradScaler(args.device, enabled=variant.precision == "16-mixed")
     datamodule.setup("fit")
 
     start = 0.0
     for step, (x, y) in enumerate(datamodule.train_dataloader()):
         if step == args.warmup:
+            synchronize(args.device)
             start = time.perf_counter()
         if step == args.steps:
             break
-        with autocast, lm.attention():  # the same attention kernels as the framework run
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with variant.autocast(args.device), lm.attention():  # the framework's attention kernels
             _, loss = model(x, y)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(params, hp.grad_clip)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         schedule.step()
+    synchronize(args.device)
     return time.perf_counter() - start
 
 
-def matmul_peak(dtype: torch.dtype, size: int = 1024, repeats: int = 20) -> float:
-    """FLOP/s of a square matmul on this machine (the best of a few timings)."""
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+def matmul_peak(dtype: torch.dtype, device: str, size: int = 4096, repeats: int = 20) -> float:
+    """FLOP/s of a square matmul on this device (the best of a few timings)."""
+    size = size if device == "cuda" else 1024
+    a = torch.randn(size, size, dtype=dtype, device=device)
+    b = torch.randn(size, size, dtype=dtype, device=device)
     for _ in range(3):
         a @ b
     best = float("inf")
     for _ in range(5):
+        synchronize(device)
         start = time.perf_counter()
         for _ in range(repeats):
             a @ b
+        synchronize(device)
         best = min(best, (time.perf_counter() - start) / repeats)
     return 2 * size**3 / best
 
@@ -101,42 +110,40 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data-dir", default="../shared/data")
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--warmup", type=int, default=30)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--precision", default="32", choices=["32", "bf16-mixed"])
-    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    add_common_arguments(parser, steps=250)
+    parser.add_argument("--experiment", default="shakespeare_char_cpu")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as output_dir:
-        datamodule, lm, _ = build_run(overrides(args), output_dir)
-    hp = lm.hparams
-    tokens = (args.steps - args.warmup) * datamodule.hparams.batch_size * hp.block_size
+        datamodule, lm, _ = build_run(overrides(args, variants(args)[0]), output_dir)
+    hp, batch_size = lm.hparams, datamodule.hparams.batch_size
+    tokens = (args.steps - args.warmup) * batch_size * hp.block_size
     print(
-        f"GPT {hp.n_layer}x{hp.n_embd}, block {hp.block_size}, "
-        f"batch {datamodule.hparams.batch_size}, "
-        f"precision {args.precision}, compile {args.compile}, {torch.get_num_threads()} threads, "
-        f"{args.steps - args.warmup} timed steps, tokens/s:"
+        f"GPT {hp.n_layer} layers x {hp.n_embd}, block {hp.block_size}, batch {batch_size}, "
+        f"{args.device} ({torch.get_num_threads()} threads), {args.steps - args.warmup} timed "
+        "steps. Goal: ratio >= 0.95."
     )
     medians = compare(
         {
-            "framework": lambda: tokens / time_framework(overrides(args), args.warmup),
-            "plain loop": lambda: tokens / plain_loop(args),
+            variant: (
+                lambda v=variant: tokens / time_framework(overrides(args, v), args.warmup),
+                lambda v=variant: tokens / plain_loop(args, v),
+            )
+            for variant in variants(args)
         },
         args.rounds,
+        unit="tokens/s",
     )
-    print(f"{'ratio':>24}: {medians['framework'] / medians['plain loop']:10.3f}")
 
-    dtype = torch.bfloat16 if args.precision == "bf16-mixed" else torch.float32
-    peak = matmul_peak(dtype)
-    achieved = medians["framework"] * flops_per_token(
-        lm.model, hp.n_layer, hp.n_embd, hp.block_size
-    )
-    print(
-        f"{'framework FLOP/s':>24}: {achieved / 1e9:10.1f} GFLOP/s against a {str(dtype)[6:]} "
-        f"matmul peak of {peak / 1e9:.1f} GFLOP/s: MFU {achieved / peak:.1%}"
-    )
+    per_token = flops_per_token(lm.model, hp.n_layer, hp.n_embd, hp.block_size)
+    peaks = {dtype: matmul_peak(dtype, args.device) for dtype in {v.dtype for v in medians}}
+    for variant, (framework, _) in medians.items():
+        achieved, peak = framework * per_token, peaks[variant.dtype]
+        print(
+            f"{variant.name:<15} {achieved / 1e9:10.1f} GFLOP/s of a measured "
+            f"{str(variant.dtype)[6:]} matmul peak of {peak / 1e9:,.0f} GFLOP/s: "
+            f"MFU {achieved / peak:.1%}"
+        )
 
 
 if __name__ == "__main__":

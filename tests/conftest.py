@@ -2,8 +2,11 @@
 
 import gzip
 import hashlib
+import os
 import pickle
 import struct
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +16,35 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
 from aigc.train import CONFIG_DIR
+
+ROOT = Path(__file__).resolve().parents[1]
+# Overrides that make the models small enough to train in a test.
+TINY_GAN = ["model.latent_dim=16", "model.generator_width=8", "model.discriminator_width=8"]
+TINY_LM = [
+    "model=transformer",
+    "data=text",
+    "model.block_size=16",
+    "model.n_layer=1",
+    "model.n_head=2",
+    "model.n_embd=16",
+]
+
+
+def run_train_cli(
+    *args: str, cwd: Path = ROOT, data_dir: Path | None = None
+) -> subprocess.CompletedProcess:
+    """``python train.py <args>`` in ``cwd``, reading data from ``data_dir`` (AIGC_DATA_DIR)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # several processes share the test machine
+    if data_dir is not None:
+        env["AIGC_DATA_DIR"] = str(data_dir)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:

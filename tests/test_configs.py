@@ -18,6 +18,7 @@ def options(group: str) -> list[str]:
 
 def cases() -> list[str]:
     groups = ["data", "model", "trainer", "callbacks", "logger", "paths", "debug", "experiment"]
+    groups += ["hparams_search"]
     return [f"{group}={name}" for group in groups for name in options(group)]
 
 

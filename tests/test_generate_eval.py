@@ -5,23 +5,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import compose_config
+from conftest import TINY_GAN, TINY_LM, compose_config
 from PIL import Image
 
 from aigc.errors import CheckpointError, ConfigError
 from aigc.evaluate import evaluate, report
 from aigc.generate import generate
 from aigc.train import train
-
-TINY_GAN = ["model.latent_dim=16", "model.generator_width=8", "model.discriminator_width=8"]
-TINY_LM = [
-    "model=transformer",
-    "data=text",
-    "model.block_size=16",
-    "model.n_layer=1",
-    "model.n_head=2",
-    "model.n_embd=16",
-]
 
 
 def checkpoint_of(make_cfg, output_dir: Path, *overrides: str) -> Path:

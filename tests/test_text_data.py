@@ -120,6 +120,28 @@ def test_missing_file_offline_says_where_to_put_it(tmp_path: Path, no_network: N
         make_datamodule(path, tmp_path, url="https://example.invalid/input.txt")
     assert f"{path} does not exist and could not be downloaded" in str(err.value)
     assert "AIGC_DATA_DIR" in str(err.value)
+    assert not list(path.parent.glob("*.part")), "a failed download leaves no partial file"
+
+
+def test_download_appears_whole_under_its_name(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "data" / "input.txt"
+    seen = []
+
+    def fake_download(url: str, root: str, filename: str) -> None:
+        # Written under a temporary name: ranks starting together never see half a file.
+        seen.append(filename)
+        assert not path.exists()
+        Path(root).mkdir(parents=True, exist_ok=True)  # as download_url does
+        (Path(root) / filename).write_text(TEXT, encoding="utf-8")
+
+    monkeypatch.setattr(text_module, "download_url", fake_download)
+    dm = make_datamodule(path, tmp_path, url="https://example.invalid/input.txt")
+    assert seen[0] != path.name
+    assert path.read_text(encoding="utf-8") == TEXT
+    assert sorted(p.name for p in path.parent.iterdir() if not p.name.endswith(".tokens.pt")) == [
+        "input.txt"
+    ]
+    assert len(dm.train_set) > 0
 
 
 def test_unknown_tokenizer(text_file: Path, tmp_path: Path) -> None:

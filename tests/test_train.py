@@ -1,18 +1,14 @@
 """End-to-end training runs on tiny data, through the same ``train`` the command line uses."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY_GAN, run_train_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from aigc.errors import CheckpointError, ConfigError
 from aigc.train import train
-
-ROOT = Path(__file__).resolve().parents[1]
-TINY_GAN = ["model.latent_dim=16", "model.generator_width=8", "model.discriminator_width=8"]
 
 
 def tiny_run(make_cfg, data_dir: Path, *overrides: str, output_dir: Path | None = None):
@@ -23,23 +19,6 @@ def tiny_run(make_cfg, data_dir: Path, *overrides: str, output_dir: Path | None 
         *TINY_GAN,
         *overrides,
         output_dir=output_dir,
-    )
-
-
-def run_cli(
-    *args: str, cwd: Path = ROOT, env_data: Path | None = None
-) -> subprocess.CompletedProcess:
-    env = None
-    if env_data is not None:
-        import os
-
-        env = {**os.environ, "AIGC_DATA_DIR": str(env_data)}
-    return subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=env,
     )
 
 
@@ -171,8 +150,8 @@ def test_model_that_needs_other_data(make_cfg, tiny_mnist: Path) -> None:
 
 
 def test_cli_reports_bad_checkpoint_in_one_line(tiny_mnist: Path, tmp_path: Path) -> None:
-    result = run_cli(
-        f"ckpt_path={tmp_path / 'missing.ckpt'}", f"paths.log_dir={tmp_path}", env_data=tiny_mnist
+    result = run_train_cli(
+        f"ckpt_path={tmp_path / 'missing.ckpt'}", f"paths.log_dir={tmp_path}", data_dir=tiny_mnist
     )
     assert result.returncode == 1
     assert (
@@ -185,7 +164,7 @@ def test_cli_reports_bad_checkpoint_in_one_line(tiny_mnist: Path, tmp_path: Path
 def test_cli_reports_corrupt_data_in_one_line(tiny_mnist: Path, tmp_path: Path) -> None:
     path = tiny_mnist / "MNIST" / "raw" / "train-labels-idx1-ubyte"
     path.write_bytes(path.read_bytes()[:50])
-    result = run_cli("debug=fdr", f"paths.log_dir={tmp_path}", env_data=tiny_mnist)
+    result = run_train_cli("debug=fdr", f"paths.log_dir={tmp_path}", data_dir=tiny_mnist)
     assert result.returncode == 1
     assert (
         result.stderr.strip().splitlines()[-1].startswith(f"error: {path} is truncated or corrupt")

@@ -5,6 +5,7 @@ python train.py --help          # config groups
 python train.py --cfg job       # the composed config
 """
 
+import json
 import logging
 import warnings
 from pathlib import Path
@@ -14,8 +15,10 @@ import lightning as L
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig
 
-from aigc.errors import exit_on_user_error
+from aigc.callbacks.multirun_summary import METRICS_FILE
+from aigc.errors import ConfigError, exit_on_user_error
 from aigc.utils.checkpoints import resolve_ckpt_path
+from aigc.utils.distributed import check_launch, strategy_for
 from aigc.utils.instantiate import instantiate, instantiate_list, instantiate_model
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
@@ -32,6 +35,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     model = instantiate_model(cfg.model, datamodule)
     trainer = instantiate(
         cfg.trainer,
+        strategy=strategy_for(cfg.trainer.strategy, model),
         callbacks=instantiate_list(cfg.get("callbacks")),
         logger=instantiate_list(cfg.get("logger")) or False,
     )
@@ -39,19 +43,37 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Runs one training job and returns the final logged metrics."""
+    """Runs one training job and returns the final logged metrics, also written to the run
+    directory's metrics.json."""
     datamodule, model, trainer = build(cfg)
+    check_launch(trainer)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), trainer, model)
     log.info("Run directory: %s", cfg.paths.output_dir)
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     if cfg.get("test") and is_overridden("test_step", model):
         trainer.test(model, datamodule=datamodule)
-    return {name: float(value) for name, value in trainer.callback_metrics.items()}
+    metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+    if trainer.is_global_zero:
+        path = Path(cfg.paths.output_dir) / METRICS_FILE
+        path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    return metrics
+
+
+def optimized_value(cfg: DictConfig, metrics: dict[str, float]) -> float | None:
+    """The value of ``cfg.optimized_metric``, which sweepers such as Optuna minimise."""
+    name = cfg.get("optimized_metric")
+    if name is None:
+        return None
+    if name not in metrics:
+        raise ConfigError(
+            f"optimized_metric={name} was not logged by this run; it logged {sorted(metrics)}"
+        )
+    return metrics[name]
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
-def main(cfg: DictConfig) -> None:
-    exit_on_user_error(lambda: train(cfg))
+def main(cfg: DictConfig) -> float | None:
+    return exit_on_user_error(lambda: optimized_value(cfg, train(cfg)))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""Lightning callbacks."""
+"""Lightning callbacks, and the Hydra callback that summarises a multirun."""
 
 from aigc.callbacks.checkpoint import Checkpoint
+from aigc.callbacks.multirun_summary import MultirunSummary
 from aigc.callbacks.samples import SampleLogger
 
-__all__ = ["Checkpoint", "SampleLogger"]
+__all__ = ["Checkpoint", "MultirunSummary", "SampleLogger"]

@@ -5,7 +5,8 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.strategies import FSDPStrategy
+from lightning.pytorch.strategies.strategy import _ForwardRedirection
 from torchvision.utils import make_grid, save_image
 
 
@@ -14,7 +15,8 @@ class SampleLogger(L.Callback):
 
     The model decides what a sample is: an image batch ``(N, C, H, W)`` in [-1, 1] becomes a grid
     (TensorBoard's images tab and ``<dirpath>/step_XXXXXXX.png``), a string becomes text (the text
-    tab and a ``.txt`` file).
+    tab and a ``.txt`` file). With several processes every rank samples, since a sharded model
+    needs all of them to gather its weights, and rank 0 writes.
     """
 
     def __init__(self, dirpath: str, every_n_steps: int = 0, on_epoch_end: bool = True) -> None:
@@ -31,13 +33,14 @@ class SampleLogger(L.Callback):
         if self.on_epoch_end:
             self._log(trainer, pl_module, tag="samples/epoch_end")
 
-    @rank_zero_only
     def _log(self, trainer: L.Trainer, pl_module: L.LightningModule, tag: str) -> None:
         if trainer.sanity_checking or trainer.fast_dev_run:
             return
         if not hasattr(pl_module, "sample_for_logging"):
             return  # a model that generates nothing, such as a classifier
-        sample = pl_module.sample_for_logging()
+        sample = _sample(trainer, pl_module)
+        if not trainer.is_global_zero:
+            return
         step = trainer.global_step
         tensorboards = [
             lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)
@@ -54,3 +57,15 @@ class SampleLogger(L.Callback):
             for tb in tensorboards:
                 # Markdown collapses plain newlines; a code block keeps the text as generated.
                 tb.add_text(tag, "```\n" + sample + "\n```", global_step=step)
+
+
+def _sample(trainer: L.Trainer, pl_module: L.LightningModule) -> torch.Tensor | str:
+    """``pl_module.sample_for_logging()``, run inside the FSDP wrapper's forward under FSDP.
+
+    FSDP gathers a layer's weights only while the wrapper runs; called directly, the model would
+    see its weight shards. Lightning reaches ``training_step`` the same way.
+    """
+    strategy = trainer.strategy
+    if isinstance(strategy, FSDPStrategy):
+        return _ForwardRedirection()(strategy.model, pl_module, "sample_for_logging")
+    return pl_module.sample_for_logging()

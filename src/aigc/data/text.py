@@ -92,9 +92,14 @@ class TextDataModule(L.LightningDataModule):
             raise DatasetError(
                 f"text file {self.path} does not exist; set data.path to a .txt file"
             )
+        # Download under a name of this process, then rename: processes that start together
+        # (torchrun, SLURM) never read a half-written file.
+        partial = self.path.with_name(f"{self.path.name}.{os.getpid()}.part")
         try:
-            download_url(self.hparams.url, str(self.path.parent), self.path.name)
+            download_url(self.hparams.url, str(self.path.parent), partial.name)
+            partial.replace(self.path)
         except Exception as err:  # urllib and socket raise their own kinds
+            partial.unlink(missing_ok=True)
             raise DatasetError(
                 f"{self.path} does not exist and could not be downloaded from {self.hparams.url} "
                 f"({one_line(err)}). Put the file there, {DATA_DIR_HINT}."

@@ -54,7 +54,9 @@ class Classifier(AigcModule):
         loss = F.cross_entropy(logits, labels)
         if logs_this_step(self.trainer):
             accuracy = (logits.argmax(dim=-1) == labels).float().mean()
-            self.log_dict({"train/loss": loss, "train/acc": accuracy}, prog_bar=True)
+            self.log_dict(
+                {"train/loss": loss, "train/acc": accuracy}, prog_bar=True, sync_dist=True
+            )
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
@@ -72,6 +74,7 @@ class Classifier(AigcModule):
             {f"{stage}/loss": F.cross_entropy(logits, labels), f"{stage}/acc": accuracy},
             prog_bar=True,
             batch_size=labels.size(0),
+            sync_dist=True,  # the loss averaged over all ranks (the accuracy metric syncs itself)
         )
 
     def configure_optimizers(self) -> dict[str, Any]:

@@ -21,6 +21,9 @@ class GAN(AigcModule):
     """
 
     modality = "image"
+    # The discriminator's and the generator's backward passes each leave the other network
+    # without gradients.
+    ddp_find_unused_parameters = True
 
     def __init__(
         self,
@@ -84,6 +87,7 @@ class GAN(AigcModule):
                     "D(G(z))": torch.sigmoid(fake_logits.detach()).mean(),
                 },
                 prog_bar=True,
+                sync_dist=True,  # means over all ranks
             )
         opt_g.step()
         self.untoggle_optimizer(opt_g)
@@ -103,7 +107,8 @@ class GAN(AigcModule):
             {
                 "val/D(x)": torch.sigmoid(self.discriminator(real)).mean(),
                 "val/D(G(z))": torch.sigmoid(self.discriminator(fake)).mean(),
-            }
+            },
+            sync_dist=True,  # averaged over all ranks' validation batches
         )
 
     def _step_discriminator(self, optimizer: LightningOptimizer) -> None:

@@ -114,23 +114,27 @@ class LanguageModel(AigcModule):
                     **self._throughput(batch),
                 },
                 prog_bar=True,
+                sync_dist=True,  # means over all ranks
             )
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         _, loss = self(*batch)
-        self.log("val/loss", loss, prog_bar=True)
+        # sync_dist: the mean over all ranks' windows, the same number each.
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True)
         # nats per token -> bits per token, i.e. bits per character (or per byte)
-        self.log(f"val/bp{self.tokenizer.unit[0]}", loss / math.log(2))
+        self.log(f"val/bp{self.tokenizer.unit[0]}", loss / math.log(2), sync_dist=True)
 
     def _throughput(self, batch: Batch) -> dict[str, float]:
-        """Training tokens/s since the last logged step (data loading and optimizer included)."""
+        """Training tokens/s of all ranks together since the last logged step (data loading and
+        optimizer included)."""
         now, since = time.perf_counter(), self._last_logged
         self._last_logged = now, self.global_step
         if since is None:
             return {}
         start, step = since
-        return {"tokens_per_sec": (self.global_step - step) * batch[0].numel() / (now - start)}
+        tokens = (self.global_step - step) * batch[0].numel() * self.trainer.world_size
+        return {"tokens_per_sec": tokens / (now - start)}
 
     def on_validation_start(self) -> None:
         self._last_logged = None  # time spent validating is not training throughput

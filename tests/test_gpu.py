@@ -1,0 +1,82 @@
+"""CUDA training in each mixed precision, compiled and sharded; skipped without a GPU."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TINY_GAN
+
+from aigc.train import train
+from aigc.utils.checkpoints import load_model
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+two_gpus = pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA GPUs")
+
+
+def tiny_text(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.txt"
+    path.write_text("the quick brown fox jumps over the lazy dog\n" * 200)
+    return path
+
+
+def lm_overrides(tmp_path: Path) -> list[str]:
+    return [
+        "model=transformer",
+        "data=text",
+        f"data.path={tiny_text(tmp_path)}",
+        "model.block_size=32",
+        "model.n_layer=2",
+        "model.n_head=2",
+        "model.n_embd=64",
+        "data.batch_size=8",
+        "data.val_batches=2",
+        "trainer.val_check_interval=4",
+        "trainer.check_val_every_n_epoch=null",
+        "trainer.log_every_n_steps=2",
+    ]
+
+
+@cuda
+@pytest.mark.parametrize("precision", ["16-mixed", "bf16-mixed"])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_gan_on_gpu(make_cfg, tiny_mnist: Path, precision: str, compiled: bool) -> None:
+    metrics = train(
+        make_cfg(
+            "trainer=gpu",
+            f"trainer.precision={precision}",
+            f"model.compile={compiled}",
+            f"paths.data_dir={tiny_mnist}",
+            "data.batch_size=32",
+            "trainer.max_steps=4",
+            "trainer.log_every_n_steps=2",
+            *TINY_GAN,
+        )
+    )
+    assert torch.isfinite(torch.tensor(metrics["loss/g"]))
+
+
+@cuda
+@pytest.mark.parametrize("precision", ["16-mixed", "bf16-mixed"])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_language_model_on_gpu(make_cfg, tmp_path: Path, precision: str, compiled: bool) -> None:
+    metrics = train(
+        make_cfg(
+            "trainer=gpu",
+            f"trainer.precision={precision}",
+            f"model.compile={compiled}",
+            "trainer.max_steps=8",
+            *lm_overrides(tmp_path),
+        )
+    )
+    assert torch.isfinite(torch.tensor(metrics["val/loss"]))
+
+
+@two_gpus
+def test_fsdp_language_model_checkpoint_loads_whole(make_cfg, tmp_path: Path) -> None:
+    train(
+        make_cfg(
+            "trainer=fsdp", "trainer.devices=2", "trainer.max_steps=8", *lm_overrides(tmp_path)
+        )
+    )
+    model = load_model(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert model.model.num_parameters() > 0
