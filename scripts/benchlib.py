@@ -2,6 +2,7 @@
 overrides, step timing, and the side-by-side table."""
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -46,7 +47,7 @@ class Variant:
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, steps: int) -> None:
-    parser.add_argument("--data-dir", default="../shared/data")
+    parser.add_argument("--data-dir", default=os.environ.get("AIGC_DATA_DIR", "./data"))
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--steps", type=int, default=steps)
     parser.add_argument("--warmup", type=int, default=30)

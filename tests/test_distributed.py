@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -125,6 +126,37 @@ def test_ddp_cpu_language_model_trains_and_resumes(tmp_path: Path) -> None:
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert {"val/loss", "val/bpc", "train/loss"} <= set(metrics)
     assert (run_dir / "samples" / "step_0000008.txt").read_text().strip()
+
+
+@pytest.mark.slow
+def test_torchrun_processes_share_one_run_directory(tiny_mnist: Path, tmp_path: Path) -> None:
+    # As on many machines: torchrun starts every process, each composes its own config.
+    run_dir = tmp_path / "logs" / "torchrun"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node=2",
+            str(Path(__file__).resolve().parents[1] / "train.py"),
+            "trainer=ddp_cpu",
+            "trainer.devices=2",
+            "trainer.max_epochs=1",
+            "data.batch_size=16",
+            "data.val_fraction=0.25",
+            f"hydra.run.dir={run_dir}",
+            *TINY_GAN,
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AIGC_DATA_DIR": str(tiny_mnist), "OMP_NUM_THREADS": "1"},
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [path.name for path in (tmp_path / "logs").iterdir()] == ["torchrun"]
+    assert load_last(run_dir)["global_step"] == 3  # the data split over the 2 processes
 
 
 def _sample_under_fsdp(rank: int, port: int, results: dict) -> None:

@@ -80,6 +80,7 @@ def test_optuna_search_minimises_the_language_models_val_loss(tmp_path: Path) ->
     run_train(
         "hparams_search=lm_optuna",
         "hydra.sweeper.n_trials=3",
+        f"hydra.sweeper.storage=sqlite:///{tmp_path / 'optuna.db'}",
         "hydra.sweeper.sampler.n_startup_trials=2",
         "model=transformer",
         "data=text",
@@ -107,6 +108,7 @@ def test_optuna_search_minimises_the_language_models_val_loss(tmp_path: Path) ->
     assert results.best_value == pytest.approx(min(losses.values()))
     assert set(results.best_params) == {"model.lr", "model.n_embd"}
     assert read_summary(sweep_dir / "summary.csv")[1][2] == f"{min(losses.values()):.4g}"
+    assert (tmp_path / "optuna.db").is_file()  # the study, to resume or share
 
 
 def test_slurm_launcher_asks_for_the_trainers_devices() -> None:

@@ -35,7 +35,10 @@ class MultirunSummary(Callback):
         if not jobs:
             return
         jobs.sort(key=lambda job: _sort_key(job, config.get("optimized_metric")))
-        common = set.intersection(*(set(job["overrides"]) for job in jobs))
+        # Overrides that all jobs share say nothing about one job (unless there is only one).
+        common = (
+            set.intersection(*(set(job["overrides"]) for job in jobs)) if len(jobs) > 1 else set()
+        )
         metric_names = _metric_columns(jobs, config.get("optimized_metric"))
         header = ["job", "overrides", *metric_names]
         rows = [

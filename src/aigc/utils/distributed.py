@@ -31,5 +31,5 @@ def check_launch(trainer: L.Trainer) -> None:
         raise ConfigError(
             "multirun with a multi-process trainer would re-run the whole sweep in every "
             "process; run each configuration as its own command, or sweep with a launcher that "
-            "starts each job's processes itself (hydra/launcher=submitit_slurm, see the README)"
+            "starts each job's processes itself (hydra/launcher=slurm, see the README)"
         )
