@@ -19,11 +19,9 @@ from benchlib import (
     Variant,
     add_common_arguments,
     build_run,
-    compare,
+    compare_variants,
     synchronize,
-    time_framework,
     trainer_overrides,
-    variants,
 )
 
 from aigc.models.gan.losses import get_loss
@@ -102,17 +100,7 @@ def main() -> None:
         f"{args.device} ({torch.get_num_threads()} threads), {args.steps - args.warmup} timed "
         "steps. Goal: ratio >= 0.95."
     )
-    compare(
-        {
-            variant: (
-                lambda v=variant: images / time_framework(overrides(args, v), args.warmup),
-                lambda v=variant: images / plain_loop(args, v),
-            )
-            for variant in variants(args)
-        },
-        args.rounds,
-        unit="images/s",
-    )
+    compare_variants(args, overrides, plain_loop, images, unit="images/s")
 
 
 if __name__ == "__main__":

@@ -19,9 +19,8 @@ from benchlib import (
     Variant,
     add_common_arguments,
     build_run,
-    compare,
+    compare_variants,
     synchronize,
-    time_framework,
     trainer_overrides,
     variants,
 )
@@ -123,17 +122,7 @@ def main() -> None:
         f"{args.device} ({torch.get_num_threads()} threads), {args.steps - args.warmup} timed "
         "steps. Goal: ratio >= 0.95."
     )
-    medians = compare(
-        {
-            variant: (
-                lambda v=variant: tokens / time_framework(overrides(args, v), args.warmup),
-                lambda v=variant: tokens / plain_loop(args, v),
-            )
-            for variant in variants(args)
-        },
-        args.rounds,
-        unit="tokens/s",
-    )
+    medians = compare_variants(args, overrides, plain_loop, tokens, unit="tokens/s")
 
     per_token = flops_per_token(lm.model, hp.n_layer, hp.n_embd, hp.block_size)
     peaks = {dtype: matmul_peak(dtype, args.device) for dtype in {v.dtype for v in medians}}

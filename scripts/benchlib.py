@@ -140,3 +140,22 @@ def compare(
             f"   rounds: {rounds_text}"
         )
     return medians
+
+
+def compare_variants(
+    args: argparse.Namespace,
+    overrides: Callable[[argparse.Namespace, Variant], list[str]],
+    plain_loop: Callable[[argparse.Namespace, Variant], float],
+    items: int,
+    unit: str,
+) -> dict[Variant, tuple[float, float]]:
+    """Throughput (``items`` per timed run, per second) of every chosen variant through the
+    framework and through ``plain_loop``, side by side; see ``compare``."""
+    runs = {
+        variant: (
+            lambda v=variant: items / time_framework(overrides(args, v), args.warmup),
+            lambda v=variant: items / plain_loop(args, v),
+        )
+        for variant in variants(args)
+    }
+    return compare(runs, args.rounds, unit)

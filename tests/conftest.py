@@ -7,7 +7,7 @@ import pickle
 import struct
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,14 +31,15 @@ TINY_LM = [
 
 
 def run_train_cli(
-    *args: str, cwd: Path = ROOT, data_dir: Path | None = None
+    *args: str, cwd: Path = ROOT, data_dir: Path | None = None, launcher: Sequence[str] = ()
 ) -> subprocess.CompletedProcess:
-    """``python train.py <args>`` in ``cwd``, reading data from ``data_dir`` (AIGC_DATA_DIR)."""
+    """``python <launcher> train.py <args>`` in ``cwd``, reading data from ``data_dir``
+    (AIGC_DATA_DIR); ``launcher`` such as ``["-m", "torch.distributed.run", ...]``."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # several processes share the test machine
     if data_dir is not None:
         env["AIGC_DATA_DIR"] = str(data_dir)
     return subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *args],
+        [sys.executable, *launcher, str(ROOT / "train.py"), *args],
         cwd=cwd,
         capture_output=True,
         text=True,

@@ -3,7 +3,6 @@
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -132,27 +131,17 @@ def test_ddp_cpu_language_model_trains_and_resumes(tmp_path: Path) -> None:
 def test_torchrun_processes_share_one_run_directory(tiny_mnist: Path, tmp_path: Path) -> None:
     # As on many machines: torchrun starts every process, each composes its own config.
     run_dir = tmp_path / "logs" / "torchrun"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc-per-node=2",
-            str(Path(__file__).resolve().parents[1] / "train.py"),
-            "trainer=ddp_cpu",
-            "trainer.devices=2",
-            "trainer.max_epochs=1",
-            "data.batch_size=16",
-            "data.val_fraction=0.25",
-            f"hydra.run.dir={run_dir}",
-            *TINY_GAN,
-        ],
+    result = run_train_cli(
+        "trainer=ddp_cpu",
+        "trainer.devices=2",
+        "trainer.max_epochs=1",
+        "data.batch_size=16",
+        "data.val_fraction=0.25",
+        f"hydra.run.dir={run_dir}",
+        *TINY_GAN,
         cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "AIGC_DATA_DIR": str(tiny_mnist), "OMP_NUM_THREADS": "1"},
-        timeout=600,
+        data_dir=tiny_mnist,
+        launcher=["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"],
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert [path.name for path in (tmp_path / "logs").iterdir()] == ["torchrun"]
