@@ -41,6 +41,18 @@ def test_ddp_searches_unused_parameters_only_for_models_that_need_it() -> None:
     assert strategy_for("auto", tiny_gan()) == "auto"
 
 
+@pytest.mark.parametrize("trainer", ["gpu", "ddp", "fsdp"])
+def test_gpu_trainer_without_a_gpu_says_so(
+    make_cfg, tiny_mnist: Path, monkeypatch, trainer
+) -> None:
+    from aigc.errors import ConfigError
+    from aigc.train import build
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="has no CUDA GPU; use trainer=cpu, or trainer=ddp_cpu"):
+        build(make_cfg(f"trainer={trainer}", f"paths.data_dir={tiny_mnist}"))
+
+
 def test_fsdp_config_wraps_each_transformer_block(make_cfg) -> None:
     from lightning.pytorch.strategies import FSDPStrategy
 

@@ -20,6 +20,7 @@ from aigc.errors import ConfigError, exit_on_user_error
 from aigc.utils.checkpoints import resolve_ckpt_path
 from aigc.utils.distributed import check_launch, strategy_for
 from aigc.utils.instantiate import instantiate, instantiate_list, instantiate_model
+from aigc.utils.runtime import check_accelerator
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
@@ -30,6 +31,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     """Seeds everything and instantiates the datamodule, the model and the trainer."""
     # The datasets are tensors in memory: worker processes would only add copying.
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    check_accelerator(cfg.trainer.accelerator)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     model = instantiate_model(cfg.model, datamodule)

@@ -1,4 +1,4 @@
-"""Device and precision choices shared by the sampling and evaluation entry points."""
+"""Device and precision choices shared by the entry points."""
 
 from contextlib import AbstractContextManager, nullcontext
 
@@ -15,6 +15,16 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device={name}, but this machine has no CUDA GPU; use device=cpu")
     return device
+
+
+def check_accelerator(accelerator: str) -> None:
+    """A GPU trainer (``trainer=gpu``, ``ddp``, ``fsdp``) on a machine without CUDA is a config
+    error, said before anything is built rather than deep inside Lightning."""
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"trainer.accelerator={accelerator}, but this machine has no CUDA GPU; "
+            "use trainer=cpu, or trainer=ddp_cpu for several processes"
+        )
 
 
 # The entry points' ``precision`` settings and the Lightning precision each stands for.
