@@ -2,6 +2,7 @@
 knob (fp32 / bf16 mixed precision, eager / torch.compile), in one run.
 
     python scripts/bench_gan.py --data-dir ../shared/data
+    python scripts/bench_gan.py --conditioning label      # the class-conditional model
     python scripts/bench_gan.py --device cuda --batch-size 256 --steps 300
 
 Both sides train the same networks on the same batches (the framework's datamodule, losses and
@@ -15,6 +16,7 @@ import tempfile
 import time
 
 import torch
+import torch.nn.functional as F
 from benchlib import (
     Variant,
     add_common_arguments,
@@ -25,7 +27,7 @@ from benchlib import (
 )
 
 from aigc.models.gan.losses import get_loss
-from aigc.models.gan.networks import Discriminator, Generator
+from aigc.models.gan.network import Discriminator, Generator
 
 
 def overrides(args: argparse.Namespace, variant: Variant) -> list[str]:
@@ -34,6 +36,7 @@ def overrides(args: argparse.Namespace, variant: Variant) -> list[str]:
         f"data.batch_size={args.batch_size}",
         f"data.num_workers={args.workers}",
         f"data.pin_memory={args.device == 'cuda'}",
+        f"model.conditioning={args.conditioning}",
         *trainer_overrides(args),
         *variant.overrides(),
     ]
@@ -44,8 +47,10 @@ def plain_loop(args: argparse.Namespace, variant: Variant) -> float:
     with tempfile.TemporaryDirectory() as output_dir:
         datamodule, model, _ = build_run(overrides(args, variant), output_dir)
     hp, device = model.hparams, torch.device(args.device)
-    generator = Generator(tuple(hp.image_shape), hp.latent_dim, hp.generator_width).to(device)
-    discriminator = Discriminator(tuple(hp.image_shape), hp.discriminator_width).to(device)
+    cond_dim = hp.num_classes if hp.conditioning == "label" else 0
+    shape = tuple(hp.image_shape)
+    generator = Generator(shape, hp.latent_dim, hp.generator_width, cond_dim).to(device)
+    discriminator = Discriminator(shape, hp.discriminator_width, cond_dim).to(device)
     if variant.compile:
         generator.compile()
         discriminator.compile()
@@ -64,17 +69,21 @@ def plain_loop(args: argparse.Namespace, variant: Variant) -> float:
             start = time.perf_counter()
         if step == args.steps:
             break
-        batch = [t.to(device, non_blocking=True) for t in batch]
-        real, _ = datamodule.on_after_batch_transfer(batch, 0)
+        batch = {key: t.to(device, non_blocking=True) for key, t in batch.items()}
+        batch = datamodule.on_after_batch_transfer(batch, 0)
+        real = batch["image"]
+        cond = F.one_hot(batch["label"], hp.num_classes).float() if cond_dim else None
         with variant.autocast(args.device):
-            fake = generator(torch.randn(real.size(0), hp.latent_dim, device=device))
-            loss_d = loss.discriminator(discriminator(real), discriminator(fake.detach()))
+            fake = generator(torch.randn(real.size(0), hp.latent_dim, device=device), cond)
+            loss_d = loss.discriminator(
+                discriminator(real, cond), discriminator(fake.detach(), cond)
+            )
         opt_d.zero_grad(set_to_none=True)
         scaler.scale(loss_d).backward()
         scaler.step(opt_d)
         discriminator.requires_grad_(False)
         with variant.autocast(args.device):
-            loss_g = loss.generator(discriminator(fake))
+            loss_g = loss.generator(discriminator(fake, cond))
         opt_g.zero_grad(set_to_none=True)
         scaler.scale(loss_g).backward()
         scaler.step(opt_g)
@@ -92,11 +101,13 @@ def main() -> None:
     parser.add_argument("--data", default="mnist")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=0, help="data.num_workers")
+    parser.add_argument("--conditioning", default="null", choices=["null", "label"])
     args = parser.parse_args()
 
     images = (args.steps - args.warmup) * args.batch_size
     print(
-        f"DCGAN on {args.data}, batch {args.batch_size}, {args.workers} loader workers, "
+        f"DCGAN ({args.conditioning} conditioning) on {args.data}, batch {args.batch_size}, "
+        f"{args.workers} loader workers, "
         f"{args.device} ({torch.get_num_threads()} threads), {args.steps - args.warmup} timed "
         "steps. Goal: ratio >= 0.95."
     )

@@ -25,8 +25,8 @@ from benchlib import (
     variants,
 )
 
+from aigc.core.optim import warmup_cosine, weight_decay_groups
 from aigc.models.transformer import GPT
-from aigc.models.transformer.module import warmup_cosine
 
 
 def overrides(args: argparse.Namespace, variant: Variant) -> list[str]:
@@ -36,8 +36,9 @@ def overrides(args: argparse.Namespace, variant: Variant) -> list[str]:
 def plain_loop(args: argparse.Namespace, variant: Variant) -> float:
     """The same model, data and optimizer written out by hand. Returns timed seconds."""
     with tempfile.TemporaryDirectory() as output_dir:
-        datamodule, lm, _ = build_run(overrides(args, variant), output_dir)
+        datamodule, lm, trainer = build_run(overrides(args, variant), output_dir)
     hp, device = lm.hparams, torch.device(args.device)
+    decay_steps = hp.lr_decay_steps or trainer.max_steps
     model = GPT(
         lm.tokenizer.vocab_size,
         hp.block_size,
@@ -50,31 +51,30 @@ def plain_loop(args: argparse.Namespace, variant: Variant) -> float:
     if variant.compile:
         model.compile()
     params = list(model.parameters())
-    groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": hp.weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-    ]
+    groups = weight_decay_groups(params, hp.weight_decay)
     optimizer = torch.optim.AdamW(groups, lr=hp.lr, betas=tuple(hp.betas))
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: warmup_cosine(s, hp.warmup_steps, hp.lr_decay_steps, hp.min_lr / hp.lr)
+        optimizer, lambda s: warmup_cosine(s, hp.warmup_steps, decay_steps, hp.min_lr / hp.lr)
     )
     scaler = torch.amp.GradScaler(args.device, enabled=variant.precision == "16-mixed")
     datamodule.setup("fit")
 
     start = 0.0
-    for step, (x, y) in enumerate(datamodule.train_dataloader()):
+    for step, batch in enumerate(datamodule.train_dataloader()):
         if step == args.warmup:
             synchronize(args.device)
             start = time.perf_counter()
         if step == args.steps:
             break
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        tokens = batch["tokens"].to(device, non_blocking=True)
+        x, y = tokens[:, :-1], tokens[:, 1:]
         with variant.autocast(args.device), lm.attention():  # the framework's attention kernels
             _, loss = model(x, y)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(params, hp.grad_clip)
+        if trainer.gradient_clip_val:
+            torch.nn.utils.clip_grad_norm_(params, trainer.gradient_clip_val)
         scaler.step(optimizer)
         scaler.update()
         schedule.step()
@@ -124,7 +124,7 @@ def main() -> None:
     )
     medians = compare_variants(args, overrides, plain_loop, tokens, unit="tokens/s")
 
-    per_token = flops_per_token(lm.model, hp.n_layer, hp.n_embd, hp.block_size)
+    per_token = flops_per_token(lm.network, hp.n_layer, hp.n_embd, hp.block_size)
     peaks = {dtype: matmul_peak(dtype, args.device) for dtype in {v.dtype for v in medians}}
     for variant, (framework, _) in medians.items():
         achieved, peak = framework * per_token, peaks[variant.dtype]

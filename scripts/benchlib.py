@@ -15,7 +15,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
-from aigc.train import CONFIG_DIR, build
+from aigc.paths import CONFIG_DIR
+from aigc.train import build
 
 PRECISIONS = {"32": torch.float32, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 

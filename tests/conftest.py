@@ -15,7 +15,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
-from aigc.train import CONFIG_DIR
+from aigc.paths import CONFIG_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 # Overrides that make the models small enough to train in a test.

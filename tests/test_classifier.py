@@ -33,16 +33,11 @@ def test_image_side_must_be_a_multiple_of_4() -> None:
 
 
 def test_fast_dev_run_logs_loss_and_accuracy(make_cfg, tiny_mnist: Path) -> None:
-    # ++: sets the key whether or not the config has it; the test split is checked below.
-    metrics = train(tiny_classifier_run(make_cfg, tiny_mnist, "debug=fdr", "++test=false"))
+    metrics = train(tiny_classifier_run(make_cfg, tiny_mnist, "debug=fdr", "test=false"))
     assert {"train/loss", "train/acc", "val/loss", "val/acc"} <= metrics.keys()
     assert 0.0 <= metrics["val/acc"] <= 1.0
 
 
 def test_test_split_is_scored_after_training(make_cfg, tiny_mnist: Path) -> None:
-    cfg = tiny_classifier_run(make_cfg, tiny_mnist, "debug=fdr")
-    if "test" not in cfg:
-        pytest.skip("train.py has no `test` option")
-    cfg.test = True
-    metrics = train(cfg)
+    metrics = train(tiny_classifier_run(make_cfg, tiny_mnist, "debug=fdr", "test=true"))
     assert {"test/loss", "test/acc"} <= metrics.keys()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from hydra.utils import get_class
 
-from aigc.train import CONFIG_DIR
+from aigc.paths import CONFIG_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,13 +13,13 @@ from hydra.utils import instantiate
 from PIL import Image
 from torch.distributed.fsdp.wrap import ModuleWrapPolicy
 
-from aigc.data.tokenizers import build_tokenizer
 from aigc.models.gan import GAN
 from aigc.models.transformer import LanguageModel
-from aigc.models.transformer.gpt import Block
+from aigc.nn.transformer import Block
+from aigc.tokenizers import build_tokenizer
 from aigc.utils.distributed import strategy_for
 
-LM_DATA = ["model.sample_tokens=8", "data.batch_size=4", "data.val_batches=2"]
+LM_DATA = ["sampling.max_new_tokens=8", "data.batch_size=4", "data.val_batches=2"]
 
 
 def tiny_gan() -> GAN:
@@ -165,13 +165,15 @@ def _sample_under_fsdp(rank: int, port: int, results: dict) -> None:
     from lightning.pytorch.strategies import FSDPStrategy
     from torch.distributed.fsdp import FullyShardedDataParallel
 
-    from aigc.callbacks.samples import _sample
+    from aigc.callbacks import SampleLogger
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
     torch.manual_seed(0)
     model = tiny_lm()
-    expected = model.sample_for_logging()
+    sampling = {"seed": 0, "num_samples": 2, "max_new_tokens": 8}
+    logger = SampleLogger("unused", sampling)
+    expected = model.sample_from_config(sampling).texts
     wrapped = FullyShardedDataParallel(
         model,
         auto_wrap_policy=ModuleWrapPolicy({Block}),
@@ -180,7 +182,7 @@ def _sample_under_fsdp(rank: int, port: int, results: dict) -> None:
     )
     strategy = FSDPStrategy()
     strategy.model = wrapped
-    results[rank] = (_sample(SimpleNamespace(strategy=strategy), model), expected)
+    results[rank] = (logger._sample(SimpleNamespace(strategy=strategy), model).texts, expected)
     dist.destroy_process_group()
 
 

@@ -46,16 +46,45 @@ def test_unknown_loss() -> None:
         get_loss("wasserstein")
 
 
-def test_sample_for_logging_uses_fixed_latents() -> None:
+def tiny_gan(**kwargs) -> GAN:
     torch.manual_seed(0)
-    gan = GAN(
-        image_shape=(1, 28, 28),
-        latent_dim=8,
-        generator_width=8,
-        discriminator_width=8,
-        num_samples=4,
+    return GAN(
+        image_shape=(1, 28, 28), latent_dim=8, generator_width=8, discriminator_width=8, **kwargs
     )
-    first, second = gan.sample_for_logging(), gan.sample_for_logging()
-    assert first.shape == (4, 1, 28, 28)
-    assert torch.equal(first, second)
-    assert gan.generator.training  # restored after sampling in eval mode
+
+
+def test_samples_are_seeded_and_drawn_in_eval_mode() -> None:
+    gan = tiny_gan()
+
+    def draw(seed: int) -> torch.Tensor:
+        return gan.sample(4, generator=torch.Generator().manual_seed(seed)).images
+
+    first = draw(0)
+    assert first.shape == (4, 1, 28, 28) and first.abs().max() <= 1.0
+    assert torch.equal(first, draw(0)) and not torch.equal(first, draw(1))
+    assert gan.generator.training  # back in training mode after sampling in eval mode
+
+
+def test_label_conditional_networks_read_the_class() -> None:
+    gan = tiny_gan(conditioning="label", num_classes=10, class_names=[str(i) for i in range(10)])
+    samples = gan.sample(20)  # no condition: every class, two samples each
+    assert samples.captions == [str(i) for i in range(10) for _ in range(2)]
+    # The same latents with other labels give other images: the class reaches the generator.
+    z = torch.randn(3, 8)
+    one_hot = torch.eye(10)
+    assert not torch.allclose(
+        gan.generator(z, one_hot[[0, 0, 0]]), gan.generator(z, one_hot[[1, 1, 1]])
+    )
+    # The projection discriminator scores an image differently under another class.
+    images = torch.rand(3, 1, 28, 28) * 2 - 1
+    assert not torch.allclose(
+        gan.discriminator(images, one_hot[[0, 0, 0]]), gan.discriminator(images, one_hot[[5, 5, 5]])
+    )
+
+
+def test_spectral_norm_replaces_batchnorm_in_the_discriminator() -> None:
+    discriminator = Discriminator((1, 28, 28), width=8, cond_dim=10, spectral_norm=True)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in discriminator.modules())
+    names = [name for name, _ in discriminator.named_parameters()]
+    assert any("parametrizations.weight.original" in name for name in names)
+    assert discriminator(torch.zeros(2, 1, 28, 28), torch.zeros(2, 10)).shape == (2,)

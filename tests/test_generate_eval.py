@@ -9,9 +9,16 @@ from conftest import TINY_GAN, TINY_LM, compose_config
 from PIL import Image
 
 from aigc.errors import CheckpointError, ConfigError
-from aigc.evaluate import evaluate, report
+from aigc.evaluate import evaluate, output_path, report
 from aigc.generate import generate
 from aigc.train import train
+
+MNIST_DIGITS = [
+    f"{i} - {name}"
+    for i, name in enumerate(
+        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    )
+]
 
 
 def checkpoint_of(make_cfg, output_dir: Path, *overrides: str) -> Path:
@@ -26,10 +33,26 @@ def corpus(tmp_path: Path) -> Path:
     return path
 
 
+def gan_checkpoint(make_cfg, data_dir: Path, tmp_path: Path, *overrides: str) -> Path:
+    data = [f"paths.data_dir={data_dir}", "data.batch_size=32"]
+    return checkpoint_of(make_cfg, tmp_path / "gan", *data, *TINY_GAN, *overrides)
+
+
 @pytest.fixture
 def gan_ckpt(make_cfg, tiny_mnist: Path, tmp_path: Path) -> Path:
-    data = [f"paths.data_dir={tiny_mnist}", "data.batch_size=32"]
-    return checkpoint_of(make_cfg, tmp_path / "gan", *data, *TINY_GAN)
+    return gan_checkpoint(make_cfg, tiny_mnist, tmp_path)
+
+
+@pytest.fixture
+def label_gan_ckpt(make_cfg, tiny_mnist: Path, tmp_path: Path) -> Path:
+    return gan_checkpoint(make_cfg, tiny_mnist, tmp_path, "model.conditioning=label")
+
+
+@pytest.fixture
+def text_gan_ckpt(make_cfg, tiny_mnist: Path, tmp_path: Path) -> Path:
+    return gan_checkpoint(
+        make_cfg, tiny_mnist, tmp_path, "data=mnist_captions", "model.conditioning=text"
+    )
 
 
 @pytest.fixture
@@ -47,62 +70,143 @@ def classifier_ckpt(make_cfg, tiny_mnist: Path, tmp_path: Path) -> Path:
     )
 
 
+def run_generate(ckpt: Path, *overrides: str):
+    return generate(compose_config("generate", f"ckpt_path={ckpt}", *overrides))
+
+
 def test_generate_image_grid_and_files(gan_ckpt: Path, tmp_path: Path) -> None:
-    grid = tmp_path / "out" / "grid.png"
-    cfg = compose_config(
-        "generate",
-        f"ckpt_path={gan_ckpt}",
-        "num_samples=10",
-        f"image.output={grid}",
-        "image.nrow=5",
-        f"image.per_sample_dir={tmp_path / 'each'}",
+    samples, path = run_generate(
+        gan_ckpt,
+        "sampling.num_samples=10",
+        f"output={tmp_path / 'out' / 'grid'}",
+        f"per_sample_dir={tmp_path / 'each'}",
     )
-    assert generate(cfg) == grid
-    width, height = Image.open(grid).size
-    assert (width, height) == (2 + 5 * 30, 2 + 2 * 30)  # 28 px images with 2 px padding
+    assert path == tmp_path / "out" / "grid.png" and len(samples) == 10
+    # Unconditional samples: rows of 8 tiles of 28 px with 2 px padding; one channel.
+    image = Image.open(path)
+    assert image.size == (2 + 8 * 30, 2 + 2 * 30) and image.mode == "L"
     assert len(list((tmp_path / "each").glob("*.png"))) == 10
 
 
-def test_generate_is_seeded(gan_ckpt: Path, tmp_path: Path) -> None:
+def test_generate_accepts_a_run_directory_and_is_seeded(gan_ckpt: Path, tmp_path: Path) -> None:
+    run_dir = gan_ckpt.parents[1]
+
     def grid(seed: int, name: str) -> bytes:
-        path = tmp_path / name
-        generate(
-            compose_config(
-                "generate", f"ckpt_path={gan_ckpt}", f"seed={seed}", f"image.output={path}"
-            )
-        )
+        _, path = run_generate(run_dir, f"sampling.seed={seed}", f"output={tmp_path / name}")
         return path.read_bytes()
 
     assert grid(1, "a.png") == grid(1, "b.png") != grid(2, "c.png")
 
 
+def test_generate_one_class_or_a_list_of_classes(label_gan_ckpt: Path, tmp_path: Path) -> None:
+    samples, _ = run_generate(label_gan_ckpt, "label=7", f"output={tmp_path / 'a'}")
+    assert samples.captions == [MNIST_DIGITS[7]] * 8  # 8 per condition by default
+    samples, path = run_generate(
+        label_gan_ckpt, "label=[0,1,2]", "sampling.num_samples=6", f"output={tmp_path / 'b'}"
+    )
+    assert samples.captions == [MNIST_DIGITS[i] for i in (0, 0, 1, 1, 2, 2)]
+    # One row per label, labelled in a margin left of the 2 x 30 px tiles.
+    width, height = Image.open(path).size
+    assert height == 2 + 3 * 30 and width > 2 + 2 * 30
+
+
+def test_generate_every_class_by_default(label_gan_ckpt: Path, tmp_path: Path) -> None:
+    samples, _ = run_generate(label_gan_ckpt, "sampling.num_samples=20", f"output={tmp_path / 'g'}")
+    assert samples.captions == [name for name in MNIST_DIGITS for _ in range(2)]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("label=10", "label 10 is out of range: this model knows classes 0 to 9"),
+        ("prompt=a seven", "takes class labels, not texts"),
+        ("sampling.num_samples=15", "num_samples=15 does not split evenly over 10 labels"),
+        ("sampling.temperature=0.5", "temperature: not a sampling setting of a GAN"),
+    ],
+)
+def test_generate_bad_input_for_a_label_model(
+    label_gan_ckpt: Path, tmp_path: Path, override: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        run_generate(label_gan_ckpt, override, f"output={tmp_path / 'x'}")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("label=3", "is unconditional: it takes no labels"),
+        ("prompt=a seven", "is unconditional: it takes no texts"),
+        ("sampling.num_samples=0", "num_samples=0: draw at least one sample"),
+        ("sampling.ema=true", "keeps no average of its weights"),
+    ],
+)
+def test_generate_bad_input_for_an_unconditional_model(
+    gan_ckpt: Path, tmp_path: Path, override: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        run_generate(gan_ckpt, override, f"output={tmp_path / 'x'}")
+
+
+def test_generate_from_prompts(text_gan_ckpt: Path, tmp_path: Path) -> None:
+    samples, _ = run_generate(
+        text_gan_ckpt,
+        "prompt=a handwritten seven",
+        "sampling.num_samples=4",
+        f"output={tmp_path / 'p'}",
+    )
+    assert samples.images.shape == (4, 1, 28, 28)
+    assert samples.captions == ["a handwritten seven"] * 4
+    with pytest.raises(ConfigError, match="takes text prompts, not labels"):
+        run_generate(text_gan_ckpt, "label=7", f"output={tmp_path / 'q'}")
+    with pytest.raises(ConfigError, match="at most 64"):
+        run_generate(text_gan_ckpt, f"prompt={'seven ' * 20}", f"output={tmp_path / 'r'}")
+
+
 def test_generate_text_streams_prompt_and_continuation(
     lm_ckpt: Path, tmp_path: Path, capsys
 ) -> None:
-    output = tmp_path / "sample.txt"
-    cfg = compose_config(
-        "generate",
-        f"ckpt_path={lm_ckpt}",
-        "num_samples=2",
-        "text.prompt=to be",
-        "text.max_new_tokens=30",
-        "text.top_k=5",
-        f"text.output={output}",
+    samples, path = run_generate(
+        lm_ckpt,
+        "sampling.num_samples=2",
+        "prompt=to be",
+        "sampling.max_new_tokens=30",
+        "sampling.top_k=5",
+        f"output={tmp_path / 'sample'}",
         "precision=bf16",
     )
-    samples = generate(cfg)
-    assert len(samples) == 2 and all(s.startswith("to be") and len(s) == 35 for s in samples)
+    texts = samples.texts
+    assert len(texts) == 2 and all(s.startswith("to be") and len(s) == 35 for s in texts)
     printed = capsys.readouterr().out
-    assert samples[0] in printed and samples[1] in printed
-    assert output.read_text(encoding="utf-8") == "\n\n".join(samples) + "\n"
+    assert texts[0] in printed and texts[1] in printed
+    assert path.read_text(encoding="utf-8") == "\n\n".join(texts) + "\n"
 
 
-def test_generate_needs_no_dataset(lm_ckpt: Path, corpus: Path) -> None:
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("sampling.top_p=1.5", r"top_p must be in \(0, 1\]"),
+        ("sampling.top_k=0", "top_k must be >= 1"),
+        ("sampling.temperature=-1", "temperature must be >= 0"),
+        ("sampling.max_new_tokens=-1", "max_new_tokens=-1: generate at least one token"),
+        ("prompt=Zebra", "'Z' is not in the vocabulary"),
+    ],
+)
+def test_generate_bad_text_settings(lm_ckpt: Path, tmp_path: Path, override: str, message: str):
+    with pytest.raises(ConfigError, match=message):
+        run_generate(lm_ckpt, override, f"output={tmp_path / 'x'}")
+
+
+def test_generate_needs_no_dataset(lm_ckpt: Path, corpus: Path, tmp_path: Path) -> None:
     corpus.unlink()
-    (sample,) = generate(
-        compose_config("generate", f"ckpt_path={lm_ckpt}", "num_samples=1", "text.max_new_tokens=5")
+    samples, _ = run_generate(
+        lm_ckpt, "sampling.num_samples=1", "sampling.max_new_tokens=5", f"output={tmp_path / 's'}"
     )
-    assert len(sample) == 6
+    assert len(samples.texts[0]) == 6  # the model's own prompt, a newline, and 5 characters
+
+
+def test_generate_refuses_a_classifier(classifier_ckpt: Path) -> None:
+    with pytest.raises(CheckpointError, match="holds a Classifier, not a GenerativeModule"):
+        run_generate(classifier_ckpt)
 
 
 def test_eval_language_model(lm_ckpt: Path, corpus: Path, tmp_path: Path) -> None:
@@ -111,29 +215,67 @@ def test_eval_language_model(lm_ckpt: Path, corpus: Path, tmp_path: Path) -> Non
     assert results["perplexity"] == pytest.approx(
         torch.tensor(results["loss"]).exp().item(), rel=1e-5
     )
-    assert results["bits_per_character"] == pytest.approx(
-        results["loss"] / torch.log(torch.tensor(2.0)).item()
-    )
+    assert results["bpc"] == pytest.approx(results["loss"] / torch.log(torch.tensor(2.0)).item())
     report(results, tmp_path / "metrics.json")
     assert json.loads((tmp_path / "metrics.json").read_text())["loss"] == results["loss"]
 
 
-def test_eval_generator_with_classifier_features(
-    gan_ckpt: Path, classifier_ckpt: Path, tiny_mnist: Path
-) -> None:
+def eval_generator(ckpt: Path, data_dir: Path, classifier: Path, *overrides: str) -> dict:
     cfg = compose_config(
         "eval",
-        f"ckpt_path={gan_ckpt}",
+        f"ckpt_path={ckpt}",
         "data=mnist",
-        f"paths.data_dir={tiny_mnist}",
-        f"image.feature_ckpt={classifier_ckpt}",
-        "image.num_samples=64",
+        f"paths.data_dir={data_dir}",
+        f"paths.cache_dir={data_dir / 'cache'}",
+        f"image.feature_ckpt={classifier}",
+        "sampling.num_samples=60",
         "image.batch_size=32",
+        *overrides,
     )
-    results = evaluate(cfg)
+    return evaluate(cfg)
+
+
+def test_eval_generator_scorecard(gan_ckpt: Path, classifier_ckpt: Path, tiny_mnist: Path) -> None:
+    results = eval_generator(gan_ckpt, tiny_mnist, classifier_ckpt)
     assert results["fid"] > 0 and results["kid_mean"] > 0 and results["is_mean"] >= 1.0
-    assert results["feature_network"].startswith("classifier")
+    for name in ("precision", "recall", "density", "coverage"):
+        assert 0 <= results[name] <= (float("inf") if name == "density" else 1)
+    assert "conditional_accuracy" not in results  # an unconditional model
+    assert results["feature_network"].startswith("classifier") and results["samples"] == 60
     assert isinstance(results["inception_fid"], str) and "InceptionV3" in results["inception_fid"]
+    # The real images' features were cached; the second evaluation reads them.
+    (cache,) = (tiny_mnist / "cache" / "reference_features").glob("*.pt")
+    before = cache.stat().st_mtime_ns
+    assert eval_generator(gan_ckpt, tiny_mnist, classifier_ckpt) == results
+    assert cache.stat().st_mtime_ns == before
+
+
+def test_eval_label_model_reports_conditional_scores(
+    label_gan_ckpt: Path, classifier_ckpt: Path, tiny_mnist: Path
+) -> None:
+    results = eval_generator(label_gan_ckpt, tiny_mnist, classifier_ckpt)
+    assert 0 <= results["conditional_accuracy"] <= 1 and results["intra_fid"] > 0
+
+
+def test_eval_text_model_scores_training_and_heldout_prompts(
+    text_gan_ckpt: Path, classifier_ckpt: Path, tiny_mnist: Path
+) -> None:
+    # 20 training templates x 10 digits and 8 held-out ones x 10 digits.
+    results = eval_generator(
+        text_gan_ckpt,
+        tiny_mnist,
+        classifier_ckpt,
+        "data=mnist_captions",
+        "sampling.num_samples=400",
+    )
+    assert 0 <= results["conditional_accuracy"] <= 1
+    assert 0 <= results["heldout/conditional_accuracy"] <= 1
+    assert results["heldout/intra_fid"] > 0
+
+
+def test_eval_output_next_to_a_run_directory_checkpoint(gan_ckpt: Path) -> None:
+    cfg = compose_config("eval", f"ckpt_path={gan_ckpt.parents[1]}", "data=mnist")
+    assert output_path(cfg) == gan_ckpt.with_name("metrics.json")
 
 
 def test_eval_missing_checkpoint(tmp_path: Path) -> None:
@@ -141,11 +283,11 @@ def test_eval_missing_checkpoint(tmp_path: Path) -> None:
         evaluate(compose_config("eval", f"ckpt_path={tmp_path / 'none.ckpt'}", "data=mnist"))
 
 
-def test_eval_wrong_family_for_data(lm_ckpt: Path, tiny_mnist: Path) -> None:
+def test_eval_wrong_data_for_the_model(lm_ckpt: Path, tiny_mnist: Path) -> None:
     cfg = compose_config(
         "eval", f"ckpt_path={lm_ckpt}", "data=mnist", f"paths.data_dir={tiny_mnist}"
     )
-    with pytest.raises(CheckpointError, match="holds a LanguageModel, a text model"):
+    with pytest.raises(ConfigError, match="holds a LanguageModel, which generates text"):
         evaluate(cfg)
 
 
@@ -158,15 +300,8 @@ def test_eval_without_feature_network(gan_ckpt: Path, tiny_mnist: Path) -> None:
 
 
 def test_eval_with_a_generator_as_feature_network(gan_ckpt: Path, tiny_mnist: Path) -> None:
-    cfg = compose_config(
-        "eval",
-        f"ckpt_path={gan_ckpt}",
-        "data=mnist",
-        f"paths.data_dir={tiny_mnist}",
-        f"image.feature_ckpt={gan_ckpt}",
-    )
-    with pytest.raises(CheckpointError):
-        evaluate(cfg)
+    with pytest.raises(CheckpointError, match="holds a GAN, not a Classifier"):
+        eval_generator(gan_ckpt, tiny_mnist, gan_ckpt)
 
 
 def test_eval_needs_data(gan_ckpt: Path) -> None:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from aigc.models.transformer import GPT
-from aigc.models.transformer.gpt import _sample
+from aigc.models.transformer.network import _sample
 
 VOCAB, BLOCK = 17, 16
 

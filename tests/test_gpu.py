@@ -2,12 +2,14 @@
 
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 from conftest import TINY_GAN
 
+from aigc.core.checkpoints import load_model
 from aigc.train import train
-from aigc.utils.checkpoints import load_model
+from aigc.utils.instantiate import instantiate
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 two_gpus = pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA GPUs")
@@ -73,10 +75,19 @@ def test_language_model_on_gpu(make_cfg, tmp_path: Path, precision: str, compile
 
 @two_gpus
 def test_fsdp_language_model_checkpoint_loads_whole(make_cfg, tmp_path: Path) -> None:
-    train(
+    metrics = train(
         make_cfg(
             "trainer=fsdp", "trainer.devices=2", "trainer.max_steps=8", *lm_overrides(tmp_path)
         )
     )
-    model = load_model(tmp_path / "run" / "checkpoints" / "last.ckpt")
-    assert model.model.num_parameters() > 0
+    model = load_model(tmp_path / "run", device="cuda")
+    # Gathered, not sharded: every tensor has the whole model's shape.
+    whole = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    for name, tensor in model.state_dict().items():
+        assert whole["state_dict"][name].shape == tensor.shape, name
+    # The gathered weights are the trained ones: their validation loss is the run's.
+    datamodule = instantiate(make_cfg("trainer=gpu", *lm_overrides(tmp_path)).data)
+    (results,) = L.Trainer(accelerator="gpu", devices=1, logger=False).validate(
+        model, datamodule=datamodule, verbose=False
+    )
+    assert results["val/loss"] == pytest.approx(metrics["val/loss"], rel=1e-3)

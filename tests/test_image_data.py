@@ -5,13 +5,13 @@ import pytest
 import torch
 from conftest import write_tiny_idx_dataset
 
-from aigc.data import ImageDataModule
+from aigc.data import TorchvisionImageDataModule
 from aigc.data.image_files import read_idx
 from aigc.errors import DatasetError
 
 
-def make_datamodule(root: Path, dataset: str = "mnist", **kwargs) -> ImageDataModule:
-    dm = ImageDataModule(
+def make_datamodule(root: Path, dataset: str = "mnist", **kwargs) -> TorchvisionImageDataModule:
+    dm = TorchvisionImageDataModule(
         dataset=dataset, data_dir=str(root), batch_size=16, val_fraction=0.25, **kwargs
     )
     dm.prepare_data()
@@ -23,10 +23,12 @@ def make_datamodule(root: Path, dataset: str = "mnist", **kwargs) -> ImageDataMo
 def test_mnist_datamodule_reads_idx_files(tmp_path: Path, compress: bool, no_network: None) -> None:
     write_tiny_idx_dataset(tmp_path, num_train=128, num_test=32, compress=compress)
     dm = make_datamodule(tmp_path)
-    assert dm.image_shape == (1, 28, 28) and dm.num_classes == 10
+    assert dm.image_shape == (1, 28, 28) and len(dm.class_names) == 10
     assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (96, 32, 32)
 
-    images, labels = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
+    assert dm.batch_keys == {"image", "label"}
+    batch = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
+    images, labels = batch["image"], batch["label"]
     assert images.shape == (16, 1, 28, 28) and images.dtype == torch.float32
     assert images.min() >= -1.0 and images.max() <= 1.0
     assert labels.shape == (16,) and labels.dtype == torch.long
@@ -42,7 +44,7 @@ def test_compressed_and_plain_idx_hold_the_same_images(tmp_path: Path) -> None:
 def test_split_and_order_depend_only_on_seed(tiny_mnist: Path) -> None:
     a, b = make_datamodule(tiny_mnist, seed=1), make_datamodule(tiny_mnist, seed=1)
     c = make_datamodule(tiny_mnist, seed=2)
-    first = [next(iter(dm.train_dataloader()))[0] for dm in (a, b, c)]
+    first = [next(iter(dm.train_dataloader()))["image"] for dm in (a, b, c)]
     assert torch.equal(first[0], first[1])
     assert not torch.equal(first[0], first[2])
 
@@ -50,8 +52,8 @@ def test_split_and_order_depend_only_on_seed(tiny_mnist: Path) -> None:
 def test_cifar10_datamodule(tiny_cifar10: Path, no_network: None) -> None:
     dm = make_datamodule(tiny_cifar10, dataset="cifar10")
     assert dm.image_shape == (3, 32, 32)
-    images, _ = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
-    assert images.shape == (16, 3, 32, 32)
+    batch = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
+    assert batch["image"].shape == (16, 3, 32, 32)
     assert len(dm.test_set) == 32
 
 
@@ -101,4 +103,27 @@ def test_unknown_dataset_name() -> None:
     from aigc.errors import ConfigError
 
     with pytest.raises(ConfigError, match="choose one of"):
-        ImageDataModule(dataset="imagenet", data_dir=".")
+        TorchvisionImageDataModule(dataset="imagenet", data_dir=".")
+
+
+def test_captions_are_seeded_and_come_from_training_templates(tiny_mnist: Path) -> None:
+    from aigc.data.captions import DIGITS
+
+    a, b = (make_datamodule(tiny_mnist, captions="digits", seed=3) for _ in range(2))
+    assert a.batch_keys == {"image", "label", "text"}
+    assert a.train_set.texts == b.train_set.texts  # the same captions in every run
+    training = {
+        (DIGITS.caption(t, label), label) for t in DIGITS.train_templates for label in range(10)
+    }
+    pairs = zip(a.train_set.texts, a.train_set.labels.tolist(), strict=True)
+    assert set(pairs) <= training  # each caption names its image's digit
+    batch = next(iter(a.train_dataloader()))
+    assert isinstance(batch["text"], list) and len(batch["text"]) == 16
+    assert a.model_kwargs()["sample_prompts"] == DIGITS.sample_prompts()
+
+
+def test_unknown_caption_set(tiny_mnist: Path) -> None:
+    from aigc.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"unknown data\.captions 'poems'"):
+        make_datamodule(tiny_mnist, captions="poems")

@@ -6,9 +6,17 @@ import torch.nn.functional as F
 import torchmetrics.image.fid
 from torch import nn
 
+from aigc.core.module import MODEL_CLASS_KEY
 from aigc.errors import CheckpointError
-from aigc.metrics import FeatureNetwork, ImageMetrics, inception_available, load_feature_network
-from aigc.models.base import MODEL_CLASS_KEY
+from aigc.metrics import (
+    FeatureNetwork,
+    FeatureSet,
+    extract_features,
+    image_scores,
+    inception_available,
+    load_feature_network,
+    prdc,
+)
 from aigc.models.classifier import ConvClassifier
 from aigc.train import train
 
@@ -28,9 +36,9 @@ def feature_network() -> FeatureNetwork:
     return FeatureNetwork(classifier)
 
 
-def blobs(n: int = NUM_IMAGES) -> torch.Tensor:
+def blobs(n: int = NUM_IMAGES, seed: int = 1) -> torch.Tensor:
     """Smooth images in [-1, 1], ``(n, 1, 28, 28)``: a stand-in for a real data set."""
-    coarse = torch.rand(n, 1, 7, 7, generator=torch.Generator().manual_seed(1))
+    coarse = torch.rand(n, 1, 7, 7, generator=torch.Generator().manual_seed(seed))
     return F.interpolate(coarse, size=28, mode="bilinear") * 2 - 1
 
 
@@ -38,42 +46,79 @@ def noise(n: int = NUM_IMAGES) -> torch.Tensor:
     return torch.randn(n, 1, 28, 28, generator=torch.Generator().manual_seed(2)).clamp(-1, 1)
 
 
+def features(network: FeatureNetwork, images: torch.Tensor, labels=None) -> FeatureSet:
+    return extract_features(network, images.split(32), labels)
+
+
 def test_same_set_scores_near_zero_and_noise_far(feature_network: FeatureNetwork) -> None:
-    metrics = ImageMetrics(feature_network, kid_subset_size=50)
-    metrics.update(blobs(), real=True)
-    metrics.update(blobs(), real=False)
-    same = metrics.compute()
-    metrics.reset()  # keeps the real images
-    metrics.update(noise(), real=False)
-    far = metrics.compute()
+    real = features(feature_network, blobs())
+    same = image_scores(real, features(feature_network, blobs()), kid_subset_size=50)
+    far = image_scores(real, features(feature_network, noise()), kid_subset_size=50)
     assert far["fid"] > 0 and abs(same["fid"]) < 1e-2 * far["fid"]
     assert far["kid_mean"] > 0 and abs(same["kid_mean"]) < 1e-2 * far["kid_mean"]
     assert far["kid_std"] >= 0
+    assert same["precision"] == same["recall"] == same["coverage"] == 1.0
+    assert far["precision"] == far["coverage"] == 0.0
 
 
-def test_compute_is_repeatable_and_clamps_kid_subsets(feature_network: FeatureNetwork) -> None:
-    metrics = ImageMetrics(feature_network)  # kid_subset_size 1000 > NUM_IMAGES
-    metrics.update(blobs(), real=True)
-    metrics.update(noise(), real=False)
-    assert metrics.compute() == metrics.compute()
+def test_scores_are_repeatable_and_clamp_kid_subsets(feature_network: FeatureNetwork) -> None:
+    real, fake = features(feature_network, blobs()), features(feature_network, noise())
+    assert image_scores(real, fake) == image_scores(real, fake)  # kid_subset_size 1000 > 100
 
 
 def test_inception_score_of_one_image_repeated_is_one(feature_network: FeatureNetwork) -> None:
-    metrics = ImageMetrics(feature_network)
-    metrics.update(blobs(), real=True)
-    metrics.update(blobs(1).expand(64, -1, -1, -1), real=False)
-    scores = metrics.compute()
-    assert scores["is_mean"] == pytest.approx(1.0, abs=1e-4)
+    real = features(feature_network, blobs())
+    fake = features(feature_network, blobs(1).expand(64, -1, -1, -1))
+    assert image_scores(real, fake)["is_mean"] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_prdc_tells_fidelity_from_diversity() -> None:
+    generator = torch.Generator().manual_seed(0)
+    real = torch.randn(500, 8, generator=generator)
+    same = prdc(real, torch.randn(500, 8, generator=generator))
+    assert min(same.values()) > 0.8 and same["density"] == pytest.approx(1.0, abs=0.2)
+    # Mode collapse: every sample sits near one real point. Faithful, but covers nothing else.
+    collapsed = prdc(real, real[:1] + 0.01 * torch.randn(500, 8, generator=generator))
+    assert collapsed["precision"] == 1.0 and collapsed["recall"] < 0.05
+    assert collapsed["coverage"] < 0.05
+    # Samples far from the data: neither faithful nor covering.
+    far = prdc(real, torch.randn(500, 8, generator=generator) + 10)
+    assert far["precision"] == far["density"] == far["coverage"] == 0.0
+
+
+def test_conditional_accuracy_and_intra_class_fid() -> None:
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.arange(4).repeat_interleave(50)  # 4 classes, 50 images each
+    centres = torch.randn(4, 6, generator=generator) * 5
+    real = FeatureSet(
+        centres[labels] + torch.randn(200, 6, generator=generator),
+        F.one_hot(labels, 4) * 9.0,
+        labels,
+    )
+    # Generated images that all look like class 0, asked to be each class in turn.
+    fake_feats = centres[torch.zeros(200, dtype=torch.long)] + torch.randn(
+        200, 6, generator=generator
+    )
+    wrong = FeatureSet(fake_feats, F.one_hot(torch.zeros(200, dtype=torch.long), 4) * 9.0, labels)
+    right = FeatureSet(
+        centres[labels] + torch.randn(200, 6, generator=generator),
+        F.one_hot(labels, 4) * 9.0,
+        labels,
+    )
+    good, bad = image_scores(real, right), image_scores(real, wrong)
+    assert good["conditional_accuracy"] == 1.0 and bad["conditional_accuracy"] == 0.25
+    assert good["intra_fid"] < 0.1 * bad["intra_fid"]
 
 
 def test_feature_network_takes_uint8_and_stays_frozen(feature_network: FeatureNetwork) -> None:
     pixels = torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8)
     expected = feature_network(pixels.float() / 127.5 - 1)
-    torch.testing.assert_close(feature_network(pixels), expected)
-    ImageMetrics(feature_network).train()  # would switch on BatchNorm updates and dropout
+    for got, want in zip(feature_network(pixels), expected, strict=True):
+        torch.testing.assert_close(got, want)
+    feature_network.train()  # would switch on BatchNorm updates and dropout
     assert not any(module.training for module in feature_network.modules())
     assert not any(p.requires_grad for p in feature_network.parameters())
-    assert feature_network.with_output("logits")(pixels).shape == (4, 10)
+    assert feature_network(pixels)[1].shape == (4, 10)
 
 
 def test_feature_network_refuses_other_image_shapes(feature_network: FeatureNetwork) -> None:
@@ -96,8 +141,10 @@ def test_load_feature_network_from_a_trained_classifier(
     )
     train(cfg)  # with the default callbacks: the sample logger must skip a classifier
     network = load_feature_network(tmp_path / "run" / "checkpoints" / "last.ckpt")
-    assert network.name == "classifier:last.ckpt" and network.num_features == 8
-    assert ImageMetrics(network).feature_name == "classifier:last.ckpt"
+    assert network.name == "classifier:last.ckpt"
+    feats, logits = network(torch.zeros(3, 1, 28, 28))
+    assert feats.shape == (3, 8) and logits.shape == (3, 10)
+    assert network.digest() == load_feature_network(tmp_path / "run").digest()
 
 
 def test_load_feature_network_missing_file(tmp_path: Path) -> None:
@@ -108,7 +155,7 @@ def test_load_feature_network_missing_file(tmp_path: Path) -> None:
 def test_load_feature_network_refuses_a_gan(tmp_path: Path) -> None:
     path = tmp_path / "gan.ckpt"
     torch.save({"state_dict": {}, MODEL_CLASS_KEY: "aigc.models.gan.module.GAN"}, path)
-    with pytest.raises(CheckpointError, match=r"GAN, not an image classifier.*mnist_classifier"):
+    with pytest.raises(CheckpointError, match=r"GAN, not a Classifier.*mnist_classifier"):
         load_feature_network(path)
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from aigc.core.optim import warmup_cosine
 from aigc.errors import ConfigError
 from aigc.models.transformer import LanguageModel
-from aigc.models.transformer.module import warmup_cosine
 from aigc.train import train
 
 TINY_LM = [
@@ -20,7 +20,7 @@ TINY_LM = [
     "model.n_head=2",
     "model.n_embd=32",
     "model.dropout=0.0",
-    "model.sample_tokens=20",
+    "sampling.max_new_tokens=20",
     "data.batch_size=16",
     "data.val_batches=2",
     "trainer.log_every_n_steps=1",
@@ -102,8 +102,8 @@ def test_sampling_from_a_checkpoint_needs_no_dataset(
         path.unlink()
     checkpoint_path = tmp_path / "run" / "checkpoints" / "last.ckpt"
     model = LanguageModel.load_from_checkpoint(checkpoint_path, weights_only=True)
-    text = model.sample_for_logging()
-    assert text.startswith("\n") and len(text) == 1 + model.hparams.sample_tokens
+    (text,) = model.sample(1, max_new_tokens=20).texts  # the model's own prompt: a newline
+    assert text.startswith("\n") and len(text) == 1 + 20
     assert set(text) <= set("the quick brown fox jumps over the lazy dog.\n")
 
 
@@ -134,9 +134,10 @@ def test_byte_tokenizer_reports_bits_per_byte(make_cfg, corpus: Path) -> None:
 
 def test_sample_prompt_outside_the_vocabulary(make_cfg, corpus: Path) -> None:
     with pytest.raises(
-        ConfigError, match=r"model\.sample_prompt='Zebra'.*'Z' is not in the vocabulary"
+        ConfigError,
+        match=r"model\.sample_prompts: the prompt 'Zebra'.*'Z' is not in the vocabulary",
     ):
-        train(lm_cfg(make_cfg, corpus, "model.sample_prompt=Zebra"))
+        train(lm_cfg(make_cfg, corpus, "model.sample_prompts=[Zebra]"))
 
 
 def test_transformer_on_image_data_is_refused(make_cfg, tiny_mnist: Path) -> None:

@@ -12,7 +12,8 @@ from omegaconf import OmegaConf
 
 from aigc.callbacks import MultirunSummary
 from aigc.errors import ConfigError
-from aigc.train import CONFIG_DIR, optimized_value
+from aigc.paths import CONFIG_DIR
+from aigc.train import optimized_value
 
 
 def write_job(sweep_dir: Path, num: int, overrides: list[str], metrics: dict | None) -> None:

@@ -33,10 +33,10 @@ def text_file(tmp_path: Path) -> Path:
 
 def test_windows_are_next_token_pairs(text_file: Path, tmp_path: Path) -> None:
     dm = make_datamodule(text_file, tmp_path)
-    x, y = next(iter(dm.train_dataloader()))
-    assert x.shape == y.shape == (4, 16) and x.dtype == torch.long
-    assert torch.equal(x[:, 1:], y[:, :-1])  # targets are the inputs shifted by one
-    assert dm.tokenizer.decode(x[0]) in TEXT
+    assert dm.batch_keys == {"tokens"}
+    tokens = next(iter(dm.train_dataloader()))["tokens"]
+    assert tokens.shape == (4, 17) and tokens.dtype == torch.long  # block_size + 1: in and target
+    assert dm.tokenizer.decode(tokens[0]) in TEXT
 
 
 def test_split_is_90_10_and_epoch_covers_the_tokens_once(text_file: Path, tmp_path: Path) -> None:
@@ -51,8 +51,8 @@ def test_validation_windows_are_fixed(text_file: Path, tmp_path: Path) -> None:
     b = make_datamodule(text_file, tmp_path, seed=2)
     batches_a, batches_b = list(a.val_dataloader()), list(b.val_dataloader())
     assert len(batches_a) == 3
-    for (xa, ya), (xb, yb) in zip(batches_a, batches_b, strict=True):
-        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    for batch_a, batch_b in zip(batches_a, batches_b, strict=True):
+        assert torch.equal(batch_a["tokens"], batch_b["tokens"])
 
 
 def test_byte_tokenizer_on_non_ascii_text(tmp_path: Path) -> None:

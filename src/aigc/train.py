@@ -15,14 +15,13 @@ import lightning as L
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig
 
-from aigc.callbacks.multirun_summary import METRICS_FILE
+from aigc.callbacks.validation import FinalValidation
+from aigc.core.checkpoints import resolve_ckpt_path
 from aigc.errors import ConfigError, exit_on_user_error
-from aigc.utils.checkpoints import resolve_ckpt_path
+from aigc.paths import CONFIG_DIR, METRICS_FILE
 from aigc.utils.distributed import check_launch, strategy_for
 from aigc.utils.instantiate import instantiate, instantiate_list, instantiate_model
 from aigc.utils.runtime import check_accelerator
-
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +37,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     trainer = instantiate(
         cfg.trainer,
         strategy=strategy_for(cfg.trainer.strategy, model),
-        callbacks=instantiate_list(cfg.get("callbacks")),
+        callbacks=[*instantiate_list(cfg.get("callbacks")), FinalValidation()],
         logger=instantiate_list(cfg.get("logger")) or False,
     )
     return datamodule, model, trainer
@@ -52,13 +51,22 @@ def train(cfg: DictConfig) -> dict[str, float]:
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), trainer, model)
     log.info("Run directory: %s", cfg.paths.output_dir)
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    # Each stage replaces the trainer's metrics: gather them as they come.
+    metrics = final_metrics(trainer)
+    if FinalValidation.of(trainer).needed(trainer):
+        trainer.validate(model, datamodule=datamodule, verbose=False)
+        metrics.update(final_metrics(trainer))
     if cfg.get("test") and is_overridden("test_step", model):
         trainer.test(model, datamodule=datamodule)
-    metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+        metrics.update(final_metrics(trainer))
     if trainer.is_global_zero:
         path = Path(cfg.paths.output_dir) / METRICS_FILE
         path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     return metrics
+
+
+def final_metrics(trainer: L.Trainer) -> dict[str, float]:
+    return {name: float(value) for name, value in trainer.callback_metrics.items()}
 
 
 def optimized_value(cfg: DictConfig, metrics: dict[str, float]) -> float | None:

@@ -10,10 +10,9 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-log = logging.getLogger(__name__)
+from aigc.paths import METRICS_FILE
 
-# Where each training run leaves its final metrics (train.py writes it, the summary reads it).
-METRICS_FILE = "metrics.json"
+log = logging.getLogger(__name__)
 
 
 class MultirunSummary(Callback):

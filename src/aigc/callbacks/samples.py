@@ -1,26 +1,37 @@
 """Shows what the model generates, as training goes: TensorBoard and files in the run directory."""
 
 from pathlib import Path
+from typing import Any
 
 import lightning as L
-import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.strategies import FSDPStrategy
 from lightning.pytorch.strategies.strategy import _ForwardRedirection
-from torchvision.utils import make_grid, save_image
+
+from aigc.core.module import GenerativeModule
+from aigc.core.samples import Samples
 
 
 class SampleLogger(L.Callback):
-    """Logs ``pl_module.sample_for_logging()`` every ``every_n_steps`` batches and at epoch ends.
+    """Samples every ``every_n_steps`` batches and at epoch ends, as the run's ``sampling`` config
+    says (the same settings ``generate.py`` takes, so a grid seen here is drawn again, identically,
+    by ``generate.py`` from the checkpoint of that step).
 
-    The model decides what a sample is: an image batch ``(N, C, H, W)`` in [-1, 1] becomes a grid
-    (TensorBoard's images tab and ``<dirpath>/step_XXXXXXX.png``), a string becomes text (the text
-    tab and a ``.txt`` file). With several processes every rank samples, since a sharded model
-    needs all of them to gather its weights, and rank 0 writes.
+    Samples go to TensorBoard (images or text tab) and to ``<dirpath>/step_XXXXXXX.png`` (or
+    ``.txt``). Models that generate nothing, such as classifiers, are skipped. With several
+    processes every rank samples, since a sharded model needs all of them to gather its weights,
+    and rank 0 writes.
     """
 
-    def __init__(self, dirpath: str, every_n_steps: int = 0, on_epoch_end: bool = True) -> None:
+    def __init__(
+        self,
+        dirpath: str,
+        sampling: dict[str, Any],
+        every_n_steps: int = 0,
+        on_epoch_end: bool = True,
+    ) -> None:
         self.dirpath = Path(dirpath)
+        self.sampling = sampling
         self.every_n_steps = every_n_steps
         self.on_epoch_end = on_epoch_end
 
@@ -36,36 +47,23 @@ class SampleLogger(L.Callback):
     def _log(self, trainer: L.Trainer, pl_module: L.LightningModule, tag: str) -> None:
         if trainer.sanity_checking or trainer.fast_dev_run:
             return
-        if not hasattr(pl_module, "sample_for_logging"):
-            return  # a model that generates nothing, such as a classifier
-        sample = _sample(trainer, pl_module)
+        if not isinstance(pl_module, GenerativeModule):
+            return
+        samples = self._sample(trainer, pl_module)
         if not trainer.is_global_zero:
             return
         step = trainer.global_step
-        tensorboards = [
-            lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)
-        ]
-        self.dirpath.mkdir(parents=True, exist_ok=True)
-        stem = self.dirpath / f"step_{step:07d}"
-        if isinstance(sample, torch.Tensor):
-            grid = make_grid(sample.float().cpu(), nrow=8, normalize=True, value_range=(-1, 1))
-            save_image(grid, stem.with_suffix(".png"))
-            for tb in tensorboards:
-                tb.add_image(tag, grid, global_step=step)
-        else:
-            stem.with_suffix(".txt").write_text(sample, encoding="utf-8")
-            for tb in tensorboards:
-                # Markdown collapses plain newlines; a code block keeps the text as generated.
-                tb.add_text(tag, "```\n" + sample + "\n```", global_step=step)
+        samples.save(self.dirpath / f"step_{step:07d}")
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                samples.to_tensorboard(logger.experiment, tag, step)
 
-
-def _sample(trainer: L.Trainer, pl_module: L.LightningModule) -> torch.Tensor | str:
-    """``pl_module.sample_for_logging()``, run inside the FSDP wrapper's forward under FSDP.
-
-    FSDP gathers a layer's weights only while the wrapper runs; called directly, the model would
-    see its weight shards. Lightning reaches ``training_step`` the same way.
-    """
-    strategy = trainer.strategy
-    if isinstance(strategy, FSDPStrategy):
-        return _ForwardRedirection()(strategy.model, pl_module, "sample_for_logging")
-    return pl_module.sample_for_logging()
+    def _sample(self, trainer: L.Trainer, pl_module: GenerativeModule) -> Samples:
+        """``pl_module.sample_from_config(sampling)``, run inside the FSDP wrapper's forward under
+        FSDP: it gathers a layer's weights only while the wrapper runs, and called directly, the
+        model would see its weight shards. Lightning reaches ``training_step`` the same way."""
+        strategy = trainer.strategy
+        if isinstance(strategy, FSDPStrategy):
+            redirect = _ForwardRedirection()
+            return redirect(strategy.model, pl_module, "sample_from_config", self.sampling)
+        return pl_module.sample_from_config(self.sampling)

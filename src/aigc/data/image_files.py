@@ -14,7 +14,7 @@ import torch
 from torchvision.datasets import CIFAR10, MNIST
 from torchvision.datasets.utils import check_integrity
 
-from aigc.data.loading import DATA_DIR_HINT
+from aigc.data.base import DATA_DIR_HINT
 from aigc.errors import DatasetError, one_line
 
 _IDX_UINT8 = 0x08

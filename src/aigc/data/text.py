@@ -6,25 +6,19 @@ import stat
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets.utils import download_url
 
-from aigc.data.loading import DATA_DIR_HINT, make_loader
+from aigc.data.base import DATA_DIR_HINT, AigcDataModule
 from aigc.data.samplers import EpochSeededRandomSampler
-from aigc.data.tokenizers import (
-    TOKENIZER_KINDS,
-    Tokenizer,
-    build_tokenizer,
-    tokenizer_from_state,
-)
 from aigc.errors import ConfigError, DatasetError, one_line
+from aigc.tokenizers import TOKENIZER_KINDS, Tokenizer, build_tokenizer, tokenizer_from_state
 
 
 class TokenWindows(Dataset):
-    """Windows ``w`` of ``block_size + 1`` tokens at ``starts``: inputs ``w[:-1]``, targets
-    ``w[1:]``."""
+    """Windows of ``block_size + 1`` tokens at ``starts``, as ``{"tokens": window}``: a model
+    predicts ``window[1:]`` from ``window[:-1]``."""
 
     def __init__(self, tokens: torch.Tensor, block_size: int, starts: torch.Tensor) -> None:
         self.tokens, self.block_size, self.starts = tokens, block_size, starts
@@ -32,13 +26,12 @@ class TokenWindows(Dataset):
     def __len__(self) -> int:
         return len(self.starts)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         start = int(self.starts[index])
-        window = self.tokens[start : start + self.block_size + 1]
-        return window[:-1], window[1:]  # (T,), (T,)
+        return {"tokens": self.tokens[start : start + self.block_size + 1]}  # (T + 1,)
 
 
-class TextDataModule(L.LightningDataModule):
+class TextDataModule(AigcDataModule):
     """Serves random windows of a tokenized text file for next-token prediction.
 
     The first ``1 - val_fraction`` of the tokens train, the rest validate. A training epoch is
@@ -47,8 +40,6 @@ class TextDataModule(L.LightningDataModule):
     val loss is comparable between runs and steps (``None``: the whole split, window by window).
     The tokenized text is cached on disk, keyed by the file's content hash.
     """
-
-    modality = "text"
 
     def __init__(
         self,
@@ -81,8 +72,11 @@ class TextDataModule(L.LightningDataModule):
         self._load()
         return self._tokenizer
 
+    @property
+    def batch_keys(self) -> frozenset[str]:
+        return frozenset({"tokens"})
+
     def model_kwargs(self) -> dict[str, Any]:
-        """Constructor arguments that the data, not the config, decides for a model."""
         return {"tokenizer_state": self.tokenizer.state_dict()}
 
     def prepare_data(self) -> None:
@@ -136,14 +130,10 @@ class TextDataModule(L.LightningDataModule):
         sampler = EpochSeededRandomSampler(
             len(self.train_set), self.hparams.seed, windows_per_epoch
         )
-        return self._loader(self.train_set, sampler=sampler, drop_last=True)
+        return self.make_loader(self.train_set, sampler=sampler, drop_last=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set)
-
-    def _loader(self, dataset: Dataset, **kwargs: Any) -> DataLoader:
-        hp = self.hparams
-        return make_loader(dataset, hp.batch_size, hp.num_workers, hp.pin_memory, **kwargs)
+        return self.make_loader(self.val_set)
 
     def _load(self) -> None:
         """Reads and tokenizes the file once, through the on-disk token cache."""

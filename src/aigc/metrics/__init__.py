@@ -1,10 +1,25 @@
-"""Sample-quality metrics for generators."""
+"""The scorecard: sample-quality scores of generators, and likelihood of language models."""
 
 from aigc.metrics.image import (
     FeatureNetwork,
-    ImageMetrics,
+    FeatureSet,
+    extract_features,
+    image_scores,
     inception_available,
     load_feature_network,
+    prdc,
+    reference_features,
 )
+from aigc.metrics.scorecard import SCORECARDS
 
-__all__ = ["FeatureNetwork", "ImageMetrics", "inception_available", "load_feature_network"]
+__all__ = [
+    "SCORECARDS",
+    "FeatureNetwork",
+    "FeatureSet",
+    "extract_features",
+    "image_scores",
+    "inception_available",
+    "load_feature_network",
+    "prdc",
+    "reference_features",
+]

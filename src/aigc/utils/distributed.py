@@ -8,14 +8,15 @@ from hydra.types import RunMode
 from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
 from aigc.errors import ConfigError
-from aigc.models.base import AigcModule
 
 
-def strategy_for(strategy: Any, model: AigcModule) -> Any:
+def strategy_for(strategy: Any, model: L.LightningModule) -> Any:
     """``trainer.strategy``, with DDP's unused-parameter search switched on for models that need
-    it: ``ddp`` -> ``ddp_find_unused_parameters_true`` for the GAN; anything else as given."""
+    it (``ddp_find_unused_parameters``): ``ddp`` -> ``ddp_find_unused_parameters_true`` for the GAN;
+    anything else as given."""
     is_ddp_name = isinstance(strategy, str) and strategy.startswith("ddp")
-    if is_ddp_name and model.ddp_find_unused_parameters and "find_unused" not in strategy:
+    needs_search = getattr(model, "ddp_find_unused_parameters", False)
+    if is_ddp_name and needs_search and "find_unused" not in strategy:
         return f"{strategy}_find_unused_parameters_true"
     return strategy
 

@@ -27,6 +27,15 @@ def instantiate(cfg: DictConfig, **kwargs: Any) -> Any:
         raise
 
 
+# Data configs whose batches hold each entry a model may train on.
+_DATA_WITH = {
+    "image": "data=mnist, cifar10 or image_folder",
+    "label": "data=mnist, or image_folder with a label column",
+    "text": "captioned data, data=mnist_captions or image_folder with a text column",
+    "tokens": "data=shakespeare or text",
+}
+
+
 def instantiate_model(
     model_cfg: DictConfig, datamodule: L.LightningDataModule
 ) -> L.LightningModule:
@@ -52,7 +61,16 @@ def instantiate_model(
             f"{type(datamodule).__name__} does not provide: pair it with another data config"
         )
     from_data = {name: value for name, value in offered.items() if name in params}
-    return instantiate(model_cfg, **from_data)
+    model = instantiate(model_cfg, **from_data)
+    # What the model trains on must be in the batches: a conditional model needs its conditions.
+    lacking = sorted(getattr(model, "batch_keys", set()) - datamodule.batch_keys)
+    if lacking:
+        hints = "; ".join(f"{key}: {_DATA_WITH[key]}" for key in lacking)
+        raise ConfigError(
+            f"{model_cls.__name__} trains on batches with {', '.join(lacking)}, which "
+            f"{type(datamodule).__name__} does not give ({hints})"
+        )
+    return model
 
 
 def instantiate_list(group_cfg: DictConfig | None) -> list[Any]:

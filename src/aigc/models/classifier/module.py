@@ -9,12 +9,12 @@ import torch.nn.functional as F
 from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy
 
+from aigc.core.module import AigcModule
 from aigc.errors import ConfigError
-from aigc.models.base import AigcModule
 from aigc.models.classifier.network import ConvClassifier
 from aigc.utils.log_steps import logs_this_step
 
-Batch = tuple[torch.Tensor, torch.Tensor]  # images (B, C, H, W) in [-1, 1], labels (B,)
+Batch = dict[str, torch.Tensor]  # image (B, C, H, W) in [-1, 1], label (B,)
 
 
 class Classifier(AigcModule):
@@ -22,8 +22,6 @@ class Classifier(AigcModule):
 
     Its checkpoints are what ``aigc.metrics.load_feature_network`` reads.
     """
-
-    modality = "image"
 
     def __init__(
         self,
@@ -45,11 +43,15 @@ class Classifier(AigcModule):
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
 
+    @property
+    def batch_keys(self) -> frozenset[str]:
+        return frozenset({"image", "label"})
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.network(images)  # (B, num_classes) logits
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        images, labels = batch
+        images, labels = batch["image"], batch["label"]
         logits = self(images)
         loss = F.cross_entropy(logits, labels)
         if logs_this_step(self.trainer):
@@ -66,7 +68,7 @@ class Classifier(AigcModule):
         self._evaluate(batch, "test", self.test_acc)
 
     def _evaluate(self, batch: Batch, stage: str, accuracy: Metric) -> None:
-        images, labels = batch
+        images, labels = batch["image"], batch["label"]
         logits = self(images)
         accuracy.update(logits, labels)
         # Logging the metric object lets Lightning compute it over the whole epoch, then reset it.

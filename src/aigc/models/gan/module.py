@@ -1,26 +1,39 @@
-"""The LightningModule that trains a DCGAN with two optimizers."""
+"""The LightningModule that trains a DCGAN with two optimizers, optionally conditioned on class
+labels or prompts."""
 
 from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from lightning.pytorch.core.optimizer import LightningOptimizer
+from torch import nn
 
-from aigc.models.base import AigcModule
+from aigc.core.conditioning import Condition
+from aigc.core.module import GenerativeModule, Progress
+from aigc.core.samples import Samples
 from aigc.models.gan.losses import get_loss
-from aigc.models.gan.networks import Discriminator, Generator
+from aigc.models.gan.network import Discriminator, Generator
+from aigc.nn.text_encoder import TextEncoder
 from aigc.utils.log_steps import logs_this_step
 
+Batch = dict[str, Any]  # image (B, C, H, W) in [-1, 1]; label (B,) or text (B strings) if any
 
-class GAN(AigcModule):
+
+class GAN(GenerativeModule):
     """Alternates one discriminator and one generator update per batch (manual optimization).
+
+    Conditioning: with ``conditioning="label"`` both networks see the one-hot class; with
+    ``"text"`` they see a prompt's encoding by a byte-level ``TextEncoder``, which learns with the
+    discriminator from real images paired with their own and with other images' captions (a
+    matching-aware discriminator, Reed et al. 2016); the generator reads its output as given.
 
     ``global_step`` counts batches (generator updates), not optimizer steps: Lightning would count
     both optimizers' steps, so ``trainer.max_steps=1000`` would stop after 500 batches. See
     ``_step_discriminator``.
     """
 
-    modality = "image"
+    produces = "image"
     # The discriminator's and the generator's backward passes each leave the other network
     # without gradients.
     ddp_find_unused_parameters = True
@@ -34,48 +47,103 @@ class GAN(AigcModule):
         loss: str = "non_saturating",
         lr: float = 2e-4,
         betas: Sequence[float] = (0.5, 0.999),
-        num_samples: int = 64,
+        conditioning: str | None = None,
+        spectral_norm: bool = False,
+        text_encoder: dict[str, int] | None = None,
+        ema_decay: float | None = None,
+        num_classes: int | None = None,
+        class_names: Sequence[str] | None = None,
+        sample_prompts: Sequence[str] | None = None,
         compile: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(conditioning, num_classes, class_names, sample_prompts)
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.adversarial_loss = get_loss(loss)
-        self.generator = Generator(tuple(image_shape), latent_dim, generator_width)
-        self.discriminator = Discriminator(tuple(image_shape), discriminator_width)
+        self.text_encoder = TextEncoder(**(text_encoder or {})) if conditioning == "text" else None
+        # The size of the condition vectors the networks read (see condition_vectors).
+        cond_dim = 0
+        if conditioning == "label":
+            cond_dim = num_classes
+        elif conditioning == "text":
+            cond_dim = self.text_encoder.n_embd
+        shape = tuple(image_shape)
+        self.generator = Generator(shape, latent_dim, generator_width, cond_dim)
+        self.discriminator = Discriminator(shape, discriminator_width, cond_dim, spectral_norm)
+        self.init_ema(ema_decay)
         if compile:
             self.generator.compile()
             self.discriminator.compile()
-        # The same latents every time, so sample grids show progress rather than noise.
-        self.register_buffer("fixed_latents", torch.randn(num_samples, latent_dim))
         # Training latents come from their own generator, saved in checkpoints, so a resumed run
         # draws exactly the latents an uninterrupted one would.
         self.latent_rng = torch.Generator().manual_seed(torch.initial_seed())
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.generator(z)
+    @property
+    def batch_keys(self) -> frozenset[str]:
+        return frozenset({"image", self.conditioning} - {None})
 
-    def sample_latents(self, batch_size: int) -> torch.Tensor:
-        z = torch.randn(batch_size, self.hparams.latent_dim, generator=self.latent_rng)
+    @property
+    def sampling_network(self) -> nn.Module:
+        return self.generator
+
+    def latents(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        """``(n, latent_dim)`` standard normal latents, drawn on the CPU: the same on any device."""
+        z = torch.randn(n, self.hparams.latent_dim, generator=generator)
         return z.to(self.device, non_blocking=True)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        real, _ = batch  # (B, C, H, W) in [-1, 1]
+    def condition_vectors(self, condition: Condition | None) -> torch.Tensor | None:
+        """What the networks read of a condition: one-hot labels ``(B, num_classes)`` or prompt
+        encodings ``(B, n_embd)``; None when unconditional."""
+        if condition is None:
+            return None
+        if condition.labels is not None:
+            return F.one_hot(condition.labels.to(self.device), self.num_classes).float()
+        return self.text_encoder(condition.texts).pooled
+
+    def batch_condition(self, batch: Batch) -> Condition | None:
+        if self.conditioning == "label":
+            return Condition(labels=batch["label"])
+        if self.conditioning == "text":
+            return Condition(texts=batch["text"])
+        return None
+
+    def draw(
+        self,
+        network: nn.Module,
+        n: int,
+        condition: Condition | None,
+        generator: torch.Generator | None,
+        progress: Progress | None,
+    ) -> Samples:
+        images = network(self.latents(n, generator), self.condition_vectors(condition))
+        captions = condition.captions(self.class_names) if condition is not None else None
+        return Samples(images=images.float().cpu(), captions=captions)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> None:
+        real = batch["image"]  # (B, C, H, W) in [-1, 1]
         opt_g, opt_d = self.optimizers()
-        fake = self.generator(self.sample_latents(real.size(0)))
+        cond = self.condition_vectors(self.batch_condition(batch))  # (B, cond_dim) or None
+        # The generator reads the condition as given: the text encoder learns with D.
+        cond_g = None if cond is None else cond.detach()
+        fake = self.generator(self.latents(real.size(0), self.latent_rng), cond_g)
 
         # Discriminator: push real logits up and fake ones down; detach keeps G out of this graph.
-        real_logits = self.discriminator(real)
-        fake_logits = self.discriminator(fake.detach())
+        real_logits = self.discriminator(real, cond)
+        fake_logits = self.discriminator(fake.detach(), cond)
+        if self.conditioning == "text":
+            # Real images with another image's caption count as fakes: the only way for the text
+            # encoder to learn what a caption says about its image.
+            mismatched = self.discriminator(real, cond.roll(1, dims=0))
+            fake_logits = torch.cat([fake_logits, mismatched])
         loss_d = self.adversarial_loss.discriminator(real_logits, fake_logits)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(loss_d)
         self._step_discriminator(opt_d)
 
-        # Generator: fool the just-updated discriminator. Toggling freezes D's parameters so the
-        # backward pass computes no gradients for them.
+        # Generator: fool the just-updated discriminator. Toggling freezes D's parameters (and the
+        # text encoder's) so the backward pass computes no gradients for them.
         self.toggle_optimizer(opt_g)
-        loss_g = self.adversarial_loss.generator(self.discriminator(fake))
+        loss_g = self.adversarial_loss.generator(self.discriminator(fake, cond_g))
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(loss_g)
         if logs_this_step(self.trainer):  # before opt_g.step(), which advances global_step
@@ -84,7 +152,7 @@ class GAN(AigcModule):
                     "loss/g": loss_g,
                     "loss/d": loss_d,
                     "D(x)": torch.sigmoid(real_logits.detach()).mean(),
-                    "D(G(z))": torch.sigmoid(fake_logits.detach()).mean(),
+                    "D(G(z))": torch.sigmoid(fake_logits[: real.size(0)].detach()).mean(),
                 },
                 prog_bar=True,
                 sync_dist=True,  # means over all ranks
@@ -92,22 +160,20 @@ class GAN(AigcModule):
         opt_g.step()
         self.untoggle_optimizer(opt_g)
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
         # D's belief on held-out real images: it falls below D(x) on training images when the
         # discriminator starts to memorise the training set.
-        real, _ = batch
+        real = batch["image"]
+        cond = self.condition_vectors(self.batch_condition(batch))
         # The same latents at every validation, drawn apart from the training stream.
-        z = torch.randn(
-            real.size(0),
-            self.hparams.latent_dim,
-            generator=torch.Generator().manual_seed(batch_idx),
-        )
-        fake = self.generator(z.to(self.device))
+        z = self.latents(real.size(0), torch.Generator().manual_seed(batch_idx))
+        fake = self.generator(z, cond)
         self.log_dict(
             {
-                "val/D(x)": torch.sigmoid(self.discriminator(real)).mean(),
-                "val/D(G(z))": torch.sigmoid(self.discriminator(fake)).mean(),
+                "val/D(x)": torch.sigmoid(self.discriminator(real, cond)).mean(),
+                "val/D(G(z))": torch.sigmoid(self.discriminator(fake, cond)).mean(),
             },
+            batch_size=real.size(0),
             sync_dist=True,  # averaged over all ranks' validation batches
         )
 
@@ -117,23 +183,13 @@ class GAN(AigcModule):
         # generator's step, so global_step, max_steps and step intervals all mean batches.
         self.trainer.strategy.optimizer_step(optimizer.optimizer, closure=lambda: None)
 
-    @torch.no_grad()
-    def sample(self, latents: torch.Tensor) -> torch.Tensor:
-        """Images ``(N, C, H, W)`` in [-1, 1] for latents ``(N, latent_dim)``, in eval mode."""
-        was_training = self.generator.training
-        self.generator.eval()  # BatchNorm running statistics, not this batch's
-        images = self.generator(latents.to(self.device))
-        self.generator.train(was_training)
-        return images
-
-    def sample_for_logging(self) -> torch.Tensor:
-        """Images from the fixed latents, ``(num_samples, C, H, W)`` in [-1, 1]."""
-        return self.sample(self.fixed_latents)
-
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         lr, betas = self.hparams.lr, tuple(self.hparams.betas)
+        d_params = list(self.discriminator.parameters())
+        if self.text_encoder is not None:
+            d_params += self.text_encoder.parameters()
         opt_g = torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas)
-        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=betas)
+        opt_d = torch.optim.Adam(d_params, lr=lr, betas=betas)
         return [opt_g, opt_d]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -7,26 +7,19 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
+from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from aigc.data.tokenizers import tokenizer_from_state
+from aigc.core.conditioning import Condition
+from aigc.core.module import GenerativeModule, Progress, derived_generator
+from aigc.core.optim import warmup_cosine, weight_decay_groups
+from aigc.core.samples import Samples
 from aigc.errors import ConfigError
-from aigc.models.base import AigcModule
-from aigc.models.transformer.gpt import GPT
+from aigc.models.transformer.network import GPT, check_sampling_args
+from aigc.tokenizers import tokenizer_from_state
 from aigc.utils.log_steps import logs_this_step
 
-Batch = tuple[torch.Tensor, torch.Tensor]  # inputs, targets: (B, T) token ids each
-
-
-def warmup_cosine(step: int, warmup_steps: int, decay_steps: int, min_ratio: float) -> float:
-    """LR multiplier: linear warm-up to 1, cosine decay to ``min_ratio`` at ``decay_steps``, flat
-    after that."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    if step >= decay_steps:
-        return min_ratio
-    progress = (step - warmup_steps) / max(1, decay_steps - warmup_steps)
-    return min_ratio + 0.5 * (1.0 - min_ratio) * (1.0 + math.cos(math.pi * progress))
+Batch = dict[str, torch.Tensor]  # tokens: (B, T + 1) windows; inputs [:, :-1], targets [:, 1:]
 
 
 def attention_kernels(names: Sequence[str]) -> list[SDPBackend]:
@@ -39,14 +32,15 @@ def attention_kernels(names: Sequence[str]) -> list[SDPBackend]:
     return [backends[name.lower()] for name in names]
 
 
-class LanguageModel(AigcModule):
+class LanguageModel(GenerativeModule):
     """Next-token prediction with AdamW and a warm-up + cosine learning-rate schedule.
 
-    The tokenizer's state (a dict of plain values from the datamodule) is a hyperparameter, so it
-    is saved inside every checkpoint and sampling needs no dataset.
+    It consumes a text prompt and produces its continuation. The tokenizer's state (a dict of plain
+    values from the datamodule) is a hyperparameter, so it is saved inside every checkpoint and
+    sampling needs no dataset.
     """
 
-    modality = "text"
+    produces = "text"
 
     def __init__(
         self,
@@ -60,58 +54,112 @@ class LanguageModel(AigcModule):
         lr: float = 1e-3,
         min_lr: float = 1e-4,
         warmup_steps: int = 100,
-        lr_decay_steps: int = 5000,
+        lr_decay_steps: int | None = None,
         weight_decay: float = 0.1,
         betas: Sequence[float] = (0.9, 0.99),
-        grad_clip: float | None = 1.0,
         attention_backends: Sequence[str] | None = None,
-        sample_prompt: str = "\n",
-        sample_tokens: int = 200,
-        sample_temperature: float = 1.0,
-        sample_top_k: int | None = None,
+        sample_prompts: Sequence[str] = ("\n",),
+        ema_decay: float | None = None,
         compile: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(conditioning="text", sample_prompts=sample_prompts)
         self.save_hyperparameters()
         self.tokenizer = tokenizer_from_state(tokenizer_state)
-        self.sample_prompt = self.encode_prompt(sample_prompt, setting="model.sample_prompt")
-        self.model = GPT(
+        for prompt in self.sample_prompts:  # an unknown character is an error now, not at step 200
+            try:
+                self.encode_prompt(prompt)
+            except ConfigError as err:
+                raise ConfigError(f"model.sample_prompts: {err}") from None
+        self.network = GPT(
             self.tokenizer.vocab_size, block_size, n_layer, n_head, n_embd, dropout, bias
         )
+        self.init_ema(ema_decay)
         if compile:
-            self.model.compile()  # in place: parameter names, and so checkpoints, stay the same
+            self.network.compile()  # in place: parameter names, and so checkpoints, stay the same
         self.attention_kernels = attention_kernels(attention_backends or [])
         self._last_logged: tuple[float, int] | None = None  # (time, step) of the last log
+
+    @property
+    def batch_keys(self) -> frozenset[str]:
+        return frozenset({"tokens"})
+
+    @property
+    def sampling_network(self) -> nn.Module:
+        return self.network
+
+    @property
+    def bits_metric(self) -> str:
+        """``bpc`` (bits per character) or ``bpb`` (bits per byte): the loss in bits per token."""
+        return f"bp{self.tokenizer.unit[0]}"
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple:
         """Logits ``(B, T, vocab)`` and loss, with attention on the configured kernels."""
         with self.attention():
-            return self.model(idx, targets)
+            return self.network(idx, targets)
 
-    def encode_prompt(self, text: str, setting: str) -> list[int]:
-        """Token ids of a prompt; an unknown character or no text is an error naming ``setting``."""
+    def encode_prompt(self, text: str) -> list[int]:
+        """Token ids of a prompt; an unknown character or no text is an error."""
         try:
             ids = self.tokenizer.encode(text)
         except ValueError as err:
-            raise ConfigError(f"{setting}={text!r}: {err}") from err
+            raise ConfigError(f"the prompt {text!r}: {err}") from err
         if not ids:
-            raise ConfigError(
-                f"{setting} is empty: give the model at least one character to continue"
-            )
+            raise ConfigError("the prompt is empty: give the model at least one character")
         return ids
 
     def attention(self) -> AbstractContextManager:
         """Restricts attention to ``model.attention_backends``; PyTorch picks when none are set."""
         return sdpa_kernel(self.attention_kernels) if self.attention_kernels else nullcontext()
 
+    def draw(
+        self,
+        network: nn.Module,
+        n: int,
+        condition: Condition | None,
+        generator: torch.Generator | None,
+        progress: Progress | None,
+        *,
+        max_new_tokens: int = 200,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+    ) -> Samples:
+        """A continuation of each prompt, one sequence at a time, so that ``progress`` can show
+        each as it is written."""
+        if max_new_tokens < 1:
+            raise ConfigError(f"max_new_tokens={max_new_tokens}: generate at least one token")
+        try:
+            check_sampling_args(temperature, top_k, top_p)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        device_rng = derived_generator(generator, self.device)
+        texts = []
+        for number, prompt in enumerate(condition.texts):  # a language model always has a prompt
+            tokens = [torch.tensor([self.encode_prompt(prompt)], device=self.device)]  # (1, T)
+            with self.attention():
+                stream = network.stream(
+                    tokens[0], max_new_tokens, temperature, top_k, top_p, generator=device_rng
+                )
+                for step, token in enumerate(stream, start=1):  # token: (1, 1)
+                    tokens.append(token)
+                    if progress is not None:
+                        partial = Samples(texts=[self._decode(tokens)], captions=[prompt])
+                        progress(number * max_new_tokens + step, n * max_new_tokens, partial)
+            texts.append(self._decode(tokens))
+        return Samples(texts=texts, captions=list(condition.texts))
+
+    def _decode(self, tokens: list[torch.Tensor]) -> str:
+        return self.tokenizer.decode(torch.cat(tokens, dim=1)[0].cpu())
+
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        _, loss = self(*batch)
+        tokens = batch["tokens"]
+        _, loss = self(tokens[:, :-1], tokens[:, 1:])
         if logs_this_step(self.trainer):
             self.log_dict(
                 {
                     "train/loss": loss,
                     "lr": self.lr_schedulers().get_last_lr()[0],
-                    **self._throughput(batch),
+                    **self._throughput(tokens[:, 1:].numel()),
                 },
                 prog_bar=True,
                 sync_dist=True,  # means over all ranks
@@ -119,13 +167,14 @@ class LanguageModel(AigcModule):
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        _, loss = self(*batch)
+        tokens = batch["tokens"]
+        _, loss = self(tokens[:, :-1], tokens[:, 1:])
         # sync_dist: the mean over all ranks' windows, the same number each.
         self.log("val/loss", loss, prog_bar=True, sync_dist=True)
         # nats per token -> bits per token, i.e. bits per character (or per byte)
-        self.log(f"val/bp{self.tokenizer.unit[0]}", loss / math.log(2), sync_dist=True)
+        self.log(f"val/{self.bits_metric}", loss / math.log(2), sync_dist=True)
 
-    def _throughput(self, batch: Batch) -> dict[str, float]:
+    def _throughput(self, batch_tokens: int) -> dict[str, float]:
         """Training tokens/s of all ranks together since the last logged step (data loading and
         optimizer included)."""
         now, since = time.perf_counter(), self._last_logged
@@ -133,48 +182,29 @@ class LanguageModel(AigcModule):
         if since is None:
             return {}
         start, step = since
-        tokens = (self.global_step - step) * batch[0].numel() * self.trainer.world_size
+        tokens = (self.global_step - step) * batch_tokens * self.trainer.world_size
         return {"tokens_per_sec": tokens / (now - start)}
 
     def on_validation_start(self) -> None:
         self._last_logged = None  # time spent validating is not training throughput
 
-    @torch.no_grad()
-    def sample_for_logging(self) -> str:
-        """A continuation of ``sample_prompt``, the same random draws every time."""
-        prompt = torch.tensor([self.sample_prompt], device=self.device)
-        with self.attention():
-            tokens = self.model.generate(
-                prompt,
-                self.hparams.sample_tokens,
-                temperature=self.hparams.sample_temperature,
-                top_k=self.hparams.sample_top_k,
-                generator=torch.Generator(self.device).manual_seed(0),
-            )
-        return self.tokenizer.decode(tokens[0].tolist())
-
-    def configure_gradient_clipping(
-        self,
-        optimizer: torch.optim.Optimizer,
-        gradient_clip_val: float | None = None,
-        gradient_clip_algorithm: str | None = None,
-    ) -> None:
-        # The clip norm is the model's setting (model.grad_clip), not the trainer's.
-        if self.hparams.grad_clip:
-            self.clip_gradients(optimizer, self.hparams.grad_clip, gradient_clip_algorithm="norm")
-
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
-        # Weight decay on matrices only: biases and LayerNorm gains are left free.
-        params = [p for p in self.parameters() if p.requires_grad]
-        groups = [
-            {"params": [p for p in params if p.dim() >= 2], "weight_decay": hp.weight_decay},
-            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-        ]
-        optimizer = torch.optim.AdamW(groups, lr=hp.lr, betas=tuple(hp.betas))
+        # The decay spans the run unless set: trainer.max_steps, else the planned epochs' steps.
+        decay_steps = hp.lr_decay_steps or self.trainer.max_steps
+        if decay_steps < 0:  # max_steps=-1: no step limit
+            decay_steps = self.trainer.estimated_stepping_batches
+        if not math.isfinite(decay_steps):
+            raise ConfigError(
+                "model.lr_decay_steps is null and the run has no length: set it, or "
+                "trainer.max_steps, or trainer.max_epochs"
+            )
+        optimizer = torch.optim.AdamW(
+            weight_decay_groups(self.parameters(), hp.weight_decay), lr=hp.lr, betas=tuple(hp.betas)
+        )
+        ratio = hp.min_lr / hp.lr
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer,
-            lambda step: warmup_cosine(step, hp.warmup_steps, hp.lr_decay_steps, hp.min_lr / hp.lr),
+            optimizer, lambda step: warmup_cosine(step, hp.warmup_steps, int(decay_steps), ratio)
         )
         return {
             "optimizer": optimizer,

@@ -1,0 +1,107 @@
+"""Finding, checking and loading checkpoints before anything is trained or sampled from them."""
+
+import importlib
+from pathlib import Path
+from typing import Any, TypeVar
+
+import lightning as L
+import torch
+
+from aigc.core.module import MODEL_CLASS_KEY, AigcModule
+from aigc.errors import CheckpointError
+from aigc.paths import LAST_CHECKPOINT
+
+M = TypeVar("M", bound=AigcModule)
+# Checkpoints name their class; only classes from here are imported and rebuilt.
+_FAMILIES_PACKAGE = "aigc.models."
+
+
+def checkpoint_file(path: str | Path) -> Path:
+    """``path`` itself, or the last checkpoint of a run directory or checkpoint folder."""
+    path = Path(path)
+    if path.is_dir():
+        for candidate in (path / "checkpoints" / LAST_CHECKPOINT, path / LAST_CHECKPOINT):
+            if candidate.is_file():
+                return candidate
+        raise CheckpointError(
+            f"{path} is a folder without checkpoints/{LAST_CHECKPOINT}: give a run directory or "
+            "a .ckpt file"
+        )
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Loads a checkpoint the framework wrote (tensors and plain values only), or says why not."""
+    path = checkpoint_file(path)
+    try:
+        # mmap: tensors are mapped, not read, so checking a large checkpoint costs little.
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as err:  # zipfile, pickle and torch each raise their own kinds
+        raise CheckpointError(f"{path} is not a readable checkpoint: {err}") from err
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise CheckpointError(f"{path} is not a Lightning checkpoint (it has no state_dict)")
+    return checkpoint
+
+
+def model_class(checkpoint: dict[str, Any], path: str | Path) -> type[AigcModule]:
+    """The model family a checkpoint names; anything but a class of aigc's model families is
+    refused before it is imported."""
+    key = checkpoint.get(MODEL_CLASS_KEY)
+    if key is None:
+        raise CheckpointError(f"{path} was not written by aigc's training (it names no model)")
+    module_name, _, class_name = str(key).rpartition(".")
+    if not module_name.startswith(_FAMILIES_PACKAGE):
+        raise CheckpointError(f"{path} names {key!r}, which is not an aigc model family")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as err:
+        raise CheckpointError(f"{path} names {key!r}, which this aigc does not have") from err
+    if not (isinstance(cls, type) and issubclass(cls, AigcModule)):
+        raise CheckpointError(f"{path} names {key!r}, which is not an aigc model family")
+    return cls
+
+
+def load_model(
+    path: str | Path, device: str | torch.device = "cpu", expected: type[M] = AigcModule
+) -> M:
+    """Rebuilds the model of a checkpoint (a file or a run directory), in eval mode and frozen;
+    a model that is not an ``expected`` is refused."""
+    path = checkpoint_file(path)
+    cls = model_class(load_checkpoint(path), path)
+    if not issubclass(cls, expected):
+        raise CheckpointError(f"{path} holds a {cls.__name__}, not a {expected.__name__}")
+    model = cls.load_from_checkpoint(path, map_location=device, weights_only=True)
+    return model.eval().requires_grad_(False)
+
+
+def resolve_ckpt_path(ckpt_path: str | None, trainer: L.Trainer, model: AigcModule) -> str | None:
+    """The checkpoint file to resume from: ``None``, a path, or ``"last"`` of this run directory.
+
+    Lightning itself treats a missing ``"last"`` checkpoint as a fresh start with a warning; a user
+    who asked to resume should hear that there is nothing to resume instead.
+    """
+    if ckpt_path is None:
+        return None
+    if ckpt_path == "last":
+        callback = trainer.checkpoint_callback
+        if callback is None or callback.dirpath is None:
+            raise CheckpointError(
+                "ckpt_path=last needs the model_checkpoint callback (callbacks=default)"
+            )
+        path = Path(callback.dirpath) / LAST_CHECKPOINT
+        if not path.is_file():
+            raise CheckpointError(
+                f"ckpt_path=last, but {path} does not exist. To resume a run, reuse its directory: "
+                "hydra.run.dir=<run directory> ckpt_path=last, or give the file: ckpt_path=<file>"
+            )
+    else:
+        path = checkpoint_file(ckpt_path)
+    saved = model_class(load_checkpoint(path), path)
+    if saved is not type(model):
+        raise CheckpointError(
+            f"{path} holds a {saved.__name__}, but this run builds a "
+            f"{type(model).__name__}: resume with the same model/experiment overrides as that run"
+        )
+    return str(path)

@@ -1,0 +1,253 @@
+"""What every model family's LightningModule shares, and the one interface of generative models."""
+
+import inspect
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+import lightning as L
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from aigc.core.conditioning import CONDITIONING_KINDS, Condition, spread
+from aigc.core.samples import Samples
+from aigc.errors import ConfigError
+
+MODEL_CLASS_KEY = "aigc_model_class"
+
+# Called by a family while it samples: (steps done, steps in all, the samples so far or None).
+Progress = Callable[[int, int, Samples | None], None]
+
+
+class AigcModule(L.LightningModule):
+    """A LightningModule whose checkpoints name its class, so entry points can rebuild any of them.
+
+    ``batch_keys`` are the entries its training batches must hold (``image``, ``label``, ``text``,
+    ``tokens``); datamodules declare the ones they give. ``ddp_find_unused_parameters`` says
+    whether DDP must look for parameters that a backward pass leaves without gradients (it costs a
+    walk over the autograd graph at every backward).
+    """
+
+    ddp_find_unused_parameters: ClassVar[bool] = False
+
+    @property
+    def batch_keys(self) -> frozenset[str]:
+        raise NotImplementedError
+
+    @classmethod
+    def class_key(cls) -> str:
+        """The name checkpoints store to rebuild this class: ``module.QualifiedName``."""
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[MODEL_CLASS_KEY] = self.class_key()
+
+
+class GenerativeModule(AigcModule):
+    """A model that generates, through one interface for every family:
+    ``sample(n, condition=..., generator=..., **settings) -> Samples``.
+
+    A family declares what it ``produces`` ("image" or "text") and, per model, what it consumes:
+    ``conditioning`` is None, "label" (class labels, ``num_classes`` of them) or "text" (prompts).
+    It implements ``draw(network, n, condition, generator, progress, **settings)``, whose
+    keyword-only arguments with their defaults are its sampling settings, and names the network
+    that generates (``sampling_network``). ``init_ema`` keeps an exponential moving average of
+    that network's weights, which ``sample`` uses unless told otherwise (``ema=False``).
+    """
+
+    produces: ClassVar[str]
+
+    def __init__(
+        self,
+        conditioning: str | None = None,
+        num_classes: int | None = None,
+        class_names: Sequence[str] | None = None,
+        sample_prompts: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__()
+        if conditioning not in (None, *CONDITIONING_KINDS):
+            raise ConfigError(
+                f"model.conditioning={conditioning}; choose null, {' or '.join(CONDITIONING_KINDS)}"
+            )
+        if conditioning == "label" and not num_classes:
+            raise ConfigError(
+                "model.conditioning=label needs labelled data, and this data config has no labels"
+            )
+        if conditioning == "text" and not sample_prompts:
+            raise ConfigError(
+                "model.conditioning=text needs captioned data (data=mnist_captions, or "
+                "data=image_folder with a text column)"
+            )
+        self.conditioning = conditioning
+        self.num_classes = num_classes
+        self.class_names = list(class_names) if class_names else None
+        self.sample_prompts = list(sample_prompts) if sample_prompts else None
+        self.ema: AveragedModel | None = None
+
+    @property
+    def sampling_network(self) -> nn.Module:
+        """The network that generates, and whose weights the EMA averages."""
+        raise NotImplementedError
+
+    def draw(
+        self,
+        network: nn.Module,
+        n: int,
+        condition: Condition | None,
+        generator: torch.Generator | None,
+        progress: Progress | None,
+    ) -> Samples:
+        """The family's sampling, with ``network`` (the raw or the averaged weights) in eval mode
+        under ``torch.no_grad``. Sampling settings are keyword-only arguments after these."""
+        raise NotImplementedError
+
+    def default_condition(self) -> Condition | None:
+        """What to show when nothing is asked for: every class, or the sample prompts."""
+        if self.conditioning == "label":
+            return Condition(labels=torch.arange(self.num_classes))
+        if self.conditioning == "text":
+            return Condition(texts=self.sample_prompts)
+        return None
+
+    def sample(
+        self,
+        n: int,
+        *,
+        condition: Condition | None = None,
+        generator: torch.Generator | None = None,
+        progress: Progress | None = None,
+        **settings: Any,
+    ) -> Samples:
+        """``n`` samples; ``condition`` has one entry per sample (None: unconditional, or the
+        ``default_condition`` spread evenly over the samples of a conditional model).
+
+        ``generator`` (a CPU generator) makes the samples repeatable; ``settings`` are the
+        family's sampling settings, None meaning its default, plus ``ema`` (True: the averaged
+        weights, False: the raw ones; None: the averaged ones where the model keeps them).
+        """
+        use_ema = settings.pop("ema", None)
+        settings = self._check_settings(settings)
+        if condition is None and self.conditioning is not None:
+            n, condition = spread(self.default_condition(), n)
+        self._check_condition(condition, n)
+        if use_ema and self.ema is None:
+            raise ConfigError(
+                "ema=true, but this model keeps no average of its weights (model.ema_decay=null)"
+            )
+        network = self.ema.module if self.ema is not None and use_ema is not False else None
+        with torch.no_grad(), _eval_mode(self):
+            return self.draw(
+                network or self.sampling_network, n, condition, generator, progress, **settings
+            )
+
+    def sample_from_config(
+        self,
+        sampling: Mapping[str, Any],
+        condition: Condition | None = None,
+        progress: Progress | None = None,
+        batch_size: int | None = None,
+    ) -> Samples:
+        """``sample`` as a ``sampling`` config says: ``num_samples`` spread evenly over the entries
+        of ``condition`` (or of ``default_condition()``), drawn from ``seed``, with the family's
+        settings; ``batch_size`` at a time when given. The training-time sample callback,
+        ``generate.py`` and ``eval.py`` all sample through here, so that one config gives the same
+        samples in each."""
+        settings = dict(sampling)
+        seed, num_samples = settings.pop("seed"), settings.pop("num_samples")
+        n, per_sample = spread(condition or self.default_condition(), num_samples)
+        generator = torch.Generator().manual_seed(seed)
+        step = batch_size or n
+        parts = [
+            self.sample(
+                min(step, n - start),
+                condition=per_sample.slice(start, start + step) if per_sample else None,
+                generator=generator,
+                progress=progress,
+                **settings,
+            )
+            for start in range(0, n, step)
+        ]
+        return Samples.cat(parts)
+
+    def init_ema(self, decay: float | None) -> None:
+        """Keeps an exponential moving average of ``sampling_network``'s weights and buffers,
+        updated after every training batch and saved in checkpoints (call it before compiling)."""
+        if decay is None:
+            return
+        if not 0.0 < decay < 1.0:
+            raise ConfigError(f"model.ema_decay={decay}; choose a value in (0, 1), or null")
+        self.ema = AveragedModel(
+            self.sampling_network, multi_avg_fn=WarmupEMA(decay), use_buffers=True
+        ).requires_grad_(False)  # DDP and the optimizers leave it alone
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update_parameters(self.sampling_network)
+
+    def _check_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """The settings that are not None; a setting this family does not have is an error."""
+        params = inspect.signature(self.draw).parameters.values()
+        known = sorted(p.name for p in params if p.kind is p.KEYWORD_ONLY)
+        given = {name: value for name, value in settings.items() if value is not None}
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            takes = f"its settings are {', '.join(known)}" if known else "it takes none"
+            raise ConfigError(
+                f"{', '.join(unknown)}: not a sampling setting of a {type(self).__name__}; "
+                f"{takes}, and ema"
+            )
+        return given
+
+    def _check_condition(self, condition: Condition | None, n: int) -> None:
+        name = type(self).__name__
+        if condition is None:
+            return
+        if self.conditioning is None:
+            raise ConfigError(f"this {name} is unconditional: it takes no {condition.kind}s")
+        if condition.kind != self.conditioning:
+            wanted = "class labels" if self.conditioning == "label" else "text prompts"
+            raise ConfigError(f"this {name} takes {wanted}, not {condition.kind}s")
+        if condition.labels is not None:
+            bad = [i for i in condition.labels.tolist() if not 0 <= i < self.num_classes]
+            if bad:
+                raise ConfigError(
+                    f"label {bad[0]} is out of range: this model knows classes 0 to "
+                    f"{self.num_classes - 1} ({', '.join(self.class_names or [])})"
+                )
+        if len(condition) != n:
+            raise ValueError(f"{len(condition)} condition entries for {n} samples")
+
+
+class WarmupEMA:
+    """``torch.optim.swa_utils``' EMA update with a warm-up: the decay after t updates is
+    ``min(decay, (1 + t) / (10 + t))``, so that the average forgets the initial weights within
+    the first hundreds of steps rather than the first ``1 / (1 - decay)`` thousands."""
+
+    def __init__(self, decay: float) -> None:
+        self.decay = decay
+
+    def __call__(self, averaged: list, current: list, num_averaged: torch.Tensor | int) -> None:
+        t = int(num_averaged)
+        get_ema_multi_avg_fn(min(self.decay, (1 + t) / (10 + t)))(averaged, current, t)
+
+
+def derived_generator(generator: torch.Generator | None, device: torch.device):
+    """A generator on ``device`` seeded from ``generator`` (a CPU one), for random draws that
+    must happen on the device; None stays None (the global random state)."""
+    if generator is None:
+        return None
+    seed = int(torch.randint(2**62, (), generator=generator))
+    return torch.Generator(device).manual_seed(seed)
+
+
+@contextmanager
+def _eval_mode(module: nn.Module) -> Iterator[None]:
+    """Every submodule in eval mode, then back in the mode each was in."""
+    modes = {m: m.training for m in module.modules()}
+    module.eval()
+    try:
+        yield
+    finally:
+        for m, training in modes.items():
+            m.training = training

@@ -1,0 +1,27 @@
+"""Optimizer pieces shared by the families and the benchmarks' plain loops."""
+
+import math
+from collections.abc import Iterable
+
+from torch import nn
+
+
+def warmup_cosine(step: int, warmup_steps: int, decay_steps: int, min_ratio: float) -> float:
+    """LR multiplier: linear warm-up to 1, cosine decay to ``min_ratio`` at ``decay_steps``, flat
+    after that."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if step >= decay_steps:
+        return min_ratio
+    progress = (step - warmup_steps) / max(1, decay_steps - warmup_steps)
+    return min_ratio + 0.5 * (1.0 - min_ratio) * (1.0 + math.cos(math.pi * progress))
+
+
+def weight_decay_groups(params: Iterable[nn.Parameter], weight_decay: float) -> list[dict]:
+    """AdamW parameter groups that decay weight matrices only: biases and normalisation gains
+    are left free. Parameters that are not trained are left out."""
+    params = [p for p in params if p.requires_grad]
+    return [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]

@@ -1,0 +1,68 @@
+"""What every datamodule shares: dict batches, the sizes a model takes from the data, loaders."""
+
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+DATA_DIR_HINT = (
+    "or point paths.data_dir (environment variable AIGC_DATA_DIR) at a folder that has it"
+)
+
+
+class DictDataset(Dataset):
+    """Rows of named, equally long columns (tensors or lists); row i is ``{name: column[i]}``.
+
+    The default collate function turns a list of rows into a dict batch: tensors are stacked,
+    strings gathered into lists.
+    """
+
+    def __init__(self, **columns: torch.Tensor | Sequence[Any]) -> None:
+        lengths = {name: len(column) for name, column in columns.items()}
+        if len(set(lengths.values())) != 1:
+            raise ValueError(f"columns of different lengths: {lengths}")
+        self.columns = columns
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values())))
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {name: column[index] for name, column in self.columns.items()}
+
+
+class AigcDataModule(L.LightningDataModule):
+    """A datamodule whose batches are dicts, and that says what they hold.
+
+    ``batch_keys`` are the batch entries (``image``, ``label``, ``text``, ``tokens``): models
+    declare the ones they train on, and a model paired with data that lacks one is refused before
+    anything runs. ``model_kwargs()`` are the model constructor arguments that the data decides
+    (image shape, vocabulary, classes), so that no size is typed twice. ``class_names`` names the
+    classes, where there are any. Subclasses save ``batch_size``, ``num_workers`` and
+    ``pin_memory`` as hyperparameters.
+    """
+
+    @property
+    def batch_keys(self) -> frozenset[str]:
+        raise NotImplementedError
+
+    @property
+    def class_names(self) -> list[str] | None:
+        return None
+
+    def model_kwargs(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def make_loader(self, dataset: Dataset, **kwargs: Any) -> DataLoader:
+        """A DataLoader with this datamodule's batch size, workers and memory pinning; worker
+        processes, when there are any, stay alive between epochs."""
+        hp = self.hparams
+        return DataLoader(
+            dataset,
+            batch_size=hp.batch_size,
+            num_workers=hp.num_workers,
+            pin_memory=hp.pin_memory,
+            persistent_workers=hp.num_workers > 0,
+            **kwargs,
+        )

@@ -1,0 +1,149 @@
+"""The scorecard: what ``eval.py`` measures of a generative model, by what the model produces.
+
+Every image generator, conditional or not, gets the same image scores; language models get
+their likelihood of held-out text.
+"""
+
+import math
+from collections.abc import Callable
+
+import lightning as L
+import torch
+from hydra.utils import get_class
+from omegaconf import DictConfig
+from torchmetrics.image.fid import FrechetInceptionDistance
+
+from aigc.core.conditioning import Condition, spread
+from aigc.core.module import GenerativeModule
+from aigc.data import ImageDataModule, TextDataModule
+from aigc.errors import ConfigError
+from aigc.metrics.image import (
+    extract_features,
+    image_scores,
+    inception_available,
+    load_feature_network,
+    reference_features,
+)
+from aigc.utils.instantiate import instantiate
+from aigc.utils.runtime import lightning_precision
+
+Scores = dict[str, float | str]
+
+
+def score_image_generator(model: GenerativeModule, cfg: DictConfig, device: torch.device) -> Scores:
+    """FID, KID, IS, precision/recall/density/coverage of ``sampling.num_samples`` generated
+    images against the real test split, in a classifier's feature space; for conditional models
+    also conditional accuracy and intra-class FID (for text prompts on the training templates,
+    and under ``heldout/`` on templates training never saw)."""
+    datamodule = _data(cfg, ImageDataModule, model)
+    if not cfg.image.feature_ckpt:
+        raise ConfigError(
+            "image.feature_ckpt is not set: the image scores need a classifier checkpoint as "
+            "feature network; train one with `python train.py experiment=mnist_classifier`"
+        )
+    network = load_feature_network(cfg.image.feature_ckpt)
+    batch_size = cfg.image.batch_size
+    real = reference_features(network, datamodule, cfg.paths.cache_dir, batch_size, device)
+    results: Scores = {}
+    for prefix, condition, classes in _conditions(model, datamodule):
+        samples = model.sample_from_config(cfg.sampling, condition, batch_size=batch_size)
+        if tuple(samples.images.shape[1:]) != datamodule.image_shape:
+            raise ConfigError(
+                f"the model generates images of shape {tuple(samples.images.shape[1:])}, but the "
+                f"data has {datamodule.image_shape}: score it on the data it was trained on"
+            )
+        # The class of each sample, spread over the samples as the condition is.
+        labels = None
+        if classes is not None:
+            labels = spread(Condition(labels=classes), cfg.sampling.num_samples)[1].labels
+        batches = samples.images.split(batch_size)
+        fake = extract_features(network, batches, labels, device)
+        scores = image_scores(real, fake, cfg.image.kid_subset_size, cfg.image.nearest_k)
+        results.update({prefix + name: value for name, value in scores.items()})
+        if not prefix:
+            results["inception_fid"] = _inception_fid(datamodule, samples.images, device)
+    results["feature_network"] = network.name
+    results["samples"] = len(samples)
+    return results
+
+
+def score_language_model(model: GenerativeModule, cfg: DictConfig, device: torch.device) -> Scores:
+    """Loss, perplexity and bits per token over every token of the validation split, in
+    non-overlapping windows of the model's ``block_size``."""
+    datamodule = _data(
+        cfg, TextDataModule, model, block_size=model.hparams.block_size, val_batches=None
+    )
+    if datamodule.tokenizer.state_dict() != model.hparams.tokenizer_state:
+        raise ConfigError(
+            f"{datamodule.path} tokenizes differently from the text {cfg.ckpt_path} was trained "
+            "on (another vocabulary): evaluate on the training text's data config"
+        )
+    trainer = L.Trainer(
+        accelerator=device.type,
+        devices=1,
+        precision=lightning_precision(cfg.precision),
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+    )
+    (results,) = trainer.validate(model, datamodule=datamodule, verbose=False)
+    loss = results["val/loss"]
+    return {
+        "loss": loss,
+        "perplexity": math.exp(loss),
+        model.bits_metric: loss / math.log(2),
+        "tokens": len(datamodule.val_set) * model.hparams.block_size,
+    }
+
+
+SCORECARDS: dict[str, Callable[[GenerativeModule, DictConfig, torch.device], Scores]] = {
+    "image": score_image_generator,
+    "text": score_language_model,
+}
+
+
+def _data(cfg: DictConfig, kind: type, model: GenerativeModule, **kwargs) -> ImageDataModule:
+    """The datamodule of ``cfg.data``, which must be ``kind`` of data for this model."""
+    if not issubclass(get_class(cfg.data._target_), kind):
+        raise ConfigError(
+            f"{cfg.ckpt_path} holds a {type(model).__name__}, which generates {model.produces}; "
+            f"score it on {model.produces} data (the data config it was trained with)"
+        )
+    return instantiate(cfg.data, **kwargs)
+
+
+def _conditions(
+    model: GenerativeModule, datamodule: ImageDataModule
+) -> list[tuple[str, Condition | None, torch.Tensor | None]]:
+    """What to generate for the scorecard: (prefix of the scores' names, the condition to spread
+    over the samples, the class each of its entries asks for)."""
+    if model.conditioning == "label":
+        classes = torch.arange(model.num_classes)
+        return [("", Condition(labels=classes), classes)]
+    if model.conditioning == "text":
+        sets = {"": datamodule.prompts(heldout=False), "heldout/": datamodule.prompts(heldout=True)}
+        scored = [
+            (prefix, Condition(texts=[p for p, _ in pairs]), torch.tensor([c for _, c in pairs]))
+            for prefix, pairs in sets.items()
+            if pairs
+        ]
+        if scored:
+            return scored
+    # Unconditional, or prompts of unknown classes: the model's own sample prompts.
+    return [("", None, None)]
+
+
+def _inception_fid(
+    datamodule: ImageDataModule, fake: torch.Tensor, device: torch.device
+) -> float | str:
+    """The standard FID with InceptionV3, where its weights can be had; else why not."""
+    available, why_not = inception_available()
+    if not available:
+        return why_not
+    fid = FrechetInceptionDistance(feature=2048, normalize=True).to(device)
+    # InceptionV3 takes RGB in [0, 1].
+    for images in datamodule.test_set.images.split(500):
+        fid.update((images.to(device) / 255).expand(-1, 3, -1, -1), real=True)
+    for images in fake.split(500):
+        fid.update(((images.to(device) + 1) / 2).expand(-1, 3, -1, -1), real=False)
+    return float(fid.compute())

@@ -1,0 +1,120 @@
+"""Transformer building blocks shared by every family: attention with a key/value cache, the MLP,
+pre-LayerNorm blocks (causal for generation, bidirectional for encoding) and their initialisation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class KVCache:
+    """Keys and values of one attention layer for positions [0, block_size) of a batch.
+
+    The buffers are allocated once, by the first update, because only then are the batch size,
+    dtype (autocast may make it bf16) and device of the keys known.
+    """
+
+    def __init__(self, block_size: int) -> None:
+        self.block_size = block_size
+        self.k: Tensor | None = None
+        self.v: Tensor | None = None
+
+    def update(self, k: Tensor, v: Tensor, pos: int) -> tuple[Tensor, Tensor]:
+        """Store k, v (B, nh, T, hs) at positions [pos, pos + T); return all keys/values so far."""
+        if self.k is None:
+            B, nh, _, hs = k.shape
+            self.k = k.new_empty(B, nh, self.block_size, hs)
+            self.v = v.new_empty(B, nh, self.block_size, hs)
+        end = pos + k.size(2)
+        self.k[:, :, pos:end] = k
+        self.v[:, :, pos:end] = v
+        return self.k[:, :, :end], self.v[:, :, :end]  # (B, nh, end, hs)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention: causal (each position sees those before it), or over all
+    positions that a padding mask keeps."""
+
+    def __init__(self, n_embd: int, n_head: int, dropout: float, bias: bool, causal: bool) -> None:
+        super().__init__()
+        if n_embd % n_head != 0:
+            raise ValueError(f"n_embd={n_embd} is not divisible by n_head={n_head}")
+        self.n_head = n_head
+        self.dropout = dropout
+        self.causal = causal
+        self.qkv = nn.Linear(n_embd, 3 * n_embd, bias=bias)  # one matmul for q, k and v
+        self.out_proj = nn.Linear(n_embd, n_embd, bias=bias)
+        self.resid_dropout = nn.Dropout(dropout)
+
+    def forward(
+        self, x: Tensor, cache: KVCache | None = None, pos: int = 0, mask: Tensor | None = None
+    ) -> Tensor:
+        """x (B, T, C) at positions pos, pos + 1, ...; mask (B, T), True where a token is real
+        (non-causal attention only)."""
+        B, T, C = x.shape
+        # (B, T, 3C) -> 3 x (B, nh, T, hs); views only, SDPA accepts the strided layout
+        q, k, v = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
+        if cache is not None:
+            k, v = cache.update(k, v, pos)  # (B, nh, pos + T, hs)
+        # Causal: either all queries start at position 0 (training, prefill) and the plain causal
+        # mask is right, or a single new query (cached decoding) may attend to every cached key.
+        attn_mask = None if mask is None else mask[:, None, None, :]  # (B, 1, 1, T) keys to see
+        y = F.scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            attn_mask=attn_mask,
+            dropout_p=self.dropout if self.training else 0.0,
+            is_causal=self.causal and T > 1,
+        )  # (B, nh, T, hs)
+        y = y.transpose(1, 2).reshape(B, T, C)
+        return self.resid_dropout(self.out_proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, n_embd: int, dropout: float, bias: bool) -> None:
+        super().__init__()
+        self.up_proj = nn.Linear(n_embd, 4 * n_embd, bias=bias)
+        self.act = nn.GELU()
+        self.down_proj = nn.Linear(4 * n_embd, n_embd, bias=bias)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.dropout(self.down_proj(self.act(self.up_proj(x))))
+
+
+class Block(nn.Module):
+    """A pre-LayerNorm Transformer block: self-attention, then a GELU MLP, each on a residual."""
+
+    def __init__(
+        self, n_embd: int, n_head: int, dropout: float, bias: bool, causal: bool = True
+    ) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(n_embd, bias=bias)
+        self.attn = SelfAttention(n_embd, n_head, dropout, bias, causal)
+        self.ln_2 = nn.LayerNorm(n_embd, bias=bias)
+        self.mlp = MLP(n_embd, dropout, bias)
+
+    def forward(
+        self, x: Tensor, cache: KVCache | None = None, pos: int = 0, mask: Tensor | None = None
+    ) -> Tensor:
+        x = x + self.attn(self.ln_1(x), cache, pos, mask)
+        return x + self.mlp(self.ln_2(x))
+
+
+def init_transformer_weights(model: nn.Module, blocks: Sequence[Block]) -> None:
+    """GPT-2's initialisation: N(0, 0.02) weights, zero biases, and residual output projections
+    shrunk by sqrt(2 * layers), so that the residual stream's variance does not grow with depth
+    (each block adds two residual branches)."""
+    for module in model.modules():
+        if isinstance(module, nn.Linear | nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+    for block in blocks:
+        for proj in (block.attn.out_proj, block.mlp.down_proj):
+            nn.init.normal_(proj.weight, mean=0.0, std=0.02 / math.sqrt(2 * len(blocks)))
