@@ -307,3 +307,26 @@ def test_eval_with_a_generator_as_feature_network(gan_ckpt: Path, tiny_mnist: Pa
 def test_eval_needs_data(gan_ckpt: Path) -> None:
     with pytest.raises(ConfigError, match="data=<config>"):
         evaluate(compose_config("eval", f"ckpt_path={gan_ckpt}"))
+
+
+def test_generate_draws_the_grid_training_showed(make_cfg, tiny_mnist: Path, tmp_path: Path):
+    run_dir = tmp_path / "run"
+    train(
+        make_cfg(
+            f"paths.data_dir={tiny_mnist}",
+            "data.batch_size=32",
+            "model.conditioning=label",
+            "model.ema_decay=0.5",
+            "sampling.seed=3",
+            "sampling.num_samples=20",
+            "callbacks.samples.every_n_steps=2",
+            "trainer.max_steps=2",
+            "logger=none",
+            *TINY_GAN,
+            output_dir=run_dir,
+        )
+    )
+    _, path = run_generate(
+        run_dir, "sampling.seed=3", "sampling.num_samples=20", f"output={tmp_path / 'again'}"
+    )
+    assert path.read_bytes() == (run_dir / "samples" / "step_0000002.png").read_bytes()

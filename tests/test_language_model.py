@@ -94,6 +94,31 @@ def test_last_checkpoint_holds_the_final_step(make_cfg, corpus: Path, tmp_path: 
     assert checkpoint["global_step"] == 5
 
 
+def test_a_run_ends_with_validation_and_the_lr_decays_over_it(
+    make_cfg, corpus: Path, tmp_path: Path
+) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    steps = (
+        "trainer.max_steps=5",
+        "trainer.val_check_interval=4",
+        "trainer.check_val_every_n_epoch=null",
+        "model.warmup_steps=1",
+        "model.lr=1e-3",
+        "model.min_lr=1e-4",
+    )
+    metrics = train(lm_cfg(make_cfg, corpus, *steps))
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    # After step 4 and once more at the end, each at the index of the step before (from 0).
+    assert [e.step for e in events.Scalars("val/loss")] == [3, 4]
+    assert metrics["val/loss"] == pytest.approx(events.Scalars("val/loss")[-1].value)
+    assert "train/loss" in metrics
+    # lr_decay_steps is null: the cosine reaches min_lr at trainer.max_steps.
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["lr_schedulers"][0]["_last_lr"] == [pytest.approx(1e-4)] * 2  # 2 groups
+
+
 def test_sampling_from_a_checkpoint_needs_no_dataset(
     make_cfg, corpus: Path, tmp_path: Path
 ) -> None:

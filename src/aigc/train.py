@@ -53,8 +53,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     # Each stage replaces the trainer's metrics: gather them as they come.
     metrics = final_metrics(trainer)
-    if FinalValidation.of(trainer).needed(trainer):
-        trainer.validate(model, datamodule=datamodule, verbose=False)
+    final_validation = FinalValidation.of(trainer)
+    if final_validation.needed(trainer):
+        final_validation.run(trainer, model, datamodule)
         metrics.update(final_metrics(trainer))
     if cfg.get("test") and is_overridden("test_step", model):
         trainer.test(model, datamodule=datamodule)
