@@ -4,10 +4,9 @@ FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY src ./src
-COPY configs ./configs
 COPY train.py generate.py eval.py ./
-# Editable install: the entry point finds configs/ beside src/.
-RUN pip install --no-cache-dir -e .
+# The configs travel inside the package, so a plain (non-editable) install finds them.
+RUN pip install --no-cache-dir .
 
 ENV AIGC_DATA_DIR=/data
 VOLUME ["/data", "/app/logs"]

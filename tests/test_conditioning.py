@@ -90,7 +90,7 @@ def test_unconditional_and_label_models_refuse_the_other_kinds() -> None:
         GAN((1, 28, 28), conditioning="label")
     with pytest.raises(ConfigError, match="needs captioned data"):
         GAN((1, 28, 28), conditioning="text")
-    with pytest.raises(ConfigError, match="model.conditioning=style; choose null, label or text"):
+    with pytest.raises(ConfigError, match=r"model\.conditioning=style; choose null, label or text"):
         GAN((1, 28, 28), conditioning="style")
     with pytest.raises(ConfigError, match=r"model.ema_decay=1.5; choose a value in \(0, 1\)"):
         GAN((1, 28, 28), ema_decay=1.5)

@@ -33,25 +33,29 @@ def corpus(tmp_path: Path) -> Path:
     return path
 
 
-def gan_checkpoint(make_cfg, data_dir: Path, tmp_path: Path, *overrides: str) -> Path:
+def gan_checkpoint(make_cfg, data_dir: Path, run_dir: Path, *overrides: str) -> Path:
     data = [f"paths.data_dir={data_dir}", "data.batch_size=32"]
-    return checkpoint_of(make_cfg, tmp_path / "gan", *data, *TINY_GAN, *overrides)
+    return checkpoint_of(make_cfg, run_dir, *data, *TINY_GAN, *overrides)
 
 
 @pytest.fixture
 def gan_ckpt(make_cfg, tiny_mnist: Path, tmp_path: Path) -> Path:
-    return gan_checkpoint(make_cfg, tiny_mnist, tmp_path)
+    return gan_checkpoint(make_cfg, tiny_mnist, tmp_path / "gan")
 
 
 @pytest.fixture
 def label_gan_ckpt(make_cfg, tiny_mnist: Path, tmp_path: Path) -> Path:
-    return gan_checkpoint(make_cfg, tiny_mnist, tmp_path, "model.conditioning=label")
+    return gan_checkpoint(make_cfg, tiny_mnist, tmp_path / "label_gan", "model.conditioning=label")
 
 
 @pytest.fixture
 def text_gan_ckpt(make_cfg, tiny_mnist: Path, tmp_path: Path) -> Path:
     return gan_checkpoint(
-        make_cfg, tiny_mnist, tmp_path, "data=mnist_captions", "model.conditioning=text"
+        make_cfg,
+        tiny_mnist,
+        tmp_path / "text_gan",
+        "data=mnist_captions",
+        "model.conditioning=text",
     )
 
 
@@ -330,3 +334,36 @@ def test_generate_draws_the_grid_training_showed(make_cfg, tiny_mnist: Path, tmp
         run_dir, "sampling.seed=3", "sampling.num_samples=20", f"output={tmp_path / 'again'}"
     )
     assert path.read_bytes() == (run_dir / "samples" / "step_0000002.png").read_bytes()
+
+
+def test_scorecard_script_prints_one_table(
+    gan_ckpt: Path, label_gan_ckpt: Path, classifier_ckpt: Path, tiny_mnist: Path
+) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(root / "scripts" / "scorecard.py"),
+            str(gan_ckpt.parents[1]),
+            str(label_gan_ckpt),
+            "--",
+            "data=mnist",
+            f"paths.data_dir={tiny_mnist}",
+            f"paths.cache_dir={tiny_mnist / 'cache'}",
+            f"image.feature_ckpt={classifier_ckpt}",
+            "sampling.num_samples=40",
+            "image.batch_size=20",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("| model | samples | fid | kid_mean | is_mean | precision |")
+    assert "conditional_accuracy" in lines[0]
+    rows = [line for line in lines[2:] if line.startswith("| ")]
+    assert len(rows) == 2 and "(GAN, label)" in rows[1] and "| 40 |" in rows[0]
+    assert gan_ckpt.with_name("metrics.json").is_file()  # written as eval.py writes it

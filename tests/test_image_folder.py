@@ -61,7 +61,7 @@ def test_images_of_any_size_and_mode_become_one_shape(
     assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (12, 4, 4)
     batch = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
     assert batch["image"].shape == (4, channels, 16, 16)
-    assert -1 <= batch["image"].min() and batch["image"].max() <= 1
+    assert batch["image"].min() >= -1 and batch["image"].max() <= 1
     for text, label in zip(batch["text"], batch["label"].tolist(), strict=True):
         assert text.endswith(dm.class_names[label])  # each caption kept with its own image
     kwargs = dm.model_kwargs()
@@ -96,7 +96,7 @@ def test_trains_a_text_conditional_gan(make_cfg, tmp_path: Path) -> None:
 
 def test_missing_metadata(tmp_path: Path) -> None:
     (tmp_path / "a.png").write_bytes(b"")
-    with pytest.raises(DatasetError, match="has no metadata file: add metadata.jsonl"):
+    with pytest.raises(DatasetError, match=r"has no metadata file: add metadata\.jsonl"):
         datamodule(tmp_path)
 
 
@@ -110,14 +110,14 @@ def test_empty_folder(tmp_path: Path) -> None:
 def test_row_naming_a_missing_image(tmp_path: Path) -> None:
     folder = write_folder(tmp_path)
     (folder / "0_red.png").unlink()
-    with pytest.raises(DatasetError, match="lists 0_red.png, which is missing"):
+    with pytest.raises(DatasetError, match=r"lists 0_red\.png, which is missing"):
         datamodule(folder)
 
 
 def test_unreadable_image(tmp_path: Path) -> None:
     folder = write_folder(tmp_path)
     (folder / "1_grey.jpg").write_text("not a picture")
-    with pytest.raises(DatasetError, match="1_grey.jpg is not a readable image"):
+    with pytest.raises(DatasetError, match=r"1_grey\.jpg is not a readable image"):
         datamodule(folder)
 
 

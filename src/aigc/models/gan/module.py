@@ -25,8 +25,8 @@ class GAN(GenerativeModule):
 
     Conditioning: with ``conditioning="label"`` both networks see the one-hot class; with
     ``"text"`` they see a prompt's encoding by a byte-level ``TextEncoder``, which learns with the
-    discriminator from real images paired with their own and with other images' captions (a
-    matching-aware discriminator, Reed et al. 2016); the generator reads its output as given.
+    discriminator; the generator reads its output as given. The discriminator is matching-aware
+    (Reed et al. 2016): a real image paired with another image's condition counts as fake.
 
     ``global_step`` counts batches (generator updates), not optimizer steps: Lightning would count
     both optimizers' steps, so ``trainer.max_steps=1000`` would stop after 500 batches. See
@@ -130,9 +130,10 @@ class GAN(GenerativeModule):
         # Discriminator: push real logits up and fake ones down; detach keeps G out of this graph.
         real_logits = self.discriminator(real, cond)
         fake_logits = self.discriminator(fake.detach(), cond)
-        if self.conditioning == "text":
-            # Real images with another image's caption count as fakes: the only way for the text
-            # encoder to learn what a caption says about its image.
+        if cond is not None:
+            # Real images with another image's condition count as fakes: D learns what a label or
+            # caption says about an image from real data, long before the fakes look like digits
+            # (and the text encoder learns only this way).
             mismatched = self.discriminator(real, cond.roll(1, dims=0))
             fake_logits = torch.cat([fake_logits, mismatched])
         loss_d = self.adversarial_loss.discriminator(real_logits, fake_logits)

@@ -114,6 +114,10 @@ class Discriminator(nn.Module):
         # The projection of the condition onto the pooled features (absent when unconditional).
         self.project = nn.Linear(cond_dim, widths[-1], bias=False) if cond_dim else None
         self.apply(init_dcgan_weights)
+        if self.project is not None:
+            # Zero: D starts out unconditional, and learns how the condition matters instead of
+            # starting from large random class terms (a sum over base^2 positions of features).
+            nn.init.zeros_(self.project.weight)
         if spectral_norm:
             for module in self.modules():
                 if isinstance(module, nn.Conv2d | nn.Linear):
@@ -123,6 +127,8 @@ class Discriminator(nn.Module):
         h = self.features(images)  # (B, C, base, base)
         logits = self.head(h).flatten()  # (B,)
         if self.project is not None:
+            # Sum pooling, as Miyato & Koyama: the class term then learns as fast as the head,
+            # which also sums over all positions.
             pooled = h.sum(dim=(2, 3))  # (B, C)
             logits = logits + (self.project(cond.to(pooled.dtype)) * pooled).sum(dim=1)
         return logits

@@ -1,0 +1,104 @@
+"""One Markdown table of the scorecard of several checkpoints, each scored by eval.py's own code.
+
+    python scripts/scorecard.py logs/mnist_dcgan/runs/<run> logs/mnist_cdcgan/runs/<run> \
+        -- data=mnist image.feature_ckpt=<classifier checkpoint>
+
+Everything after ``--`` is an eval.py override, the same for every checkpoint. Each checkpoint's
+scores are also written next to it (metrics.json, as eval.py writes them); ``--reuse`` reads
+those instead of scoring again.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+
+from aigc.core.checkpoints import checkpoint_file, load_checkpoint
+from aigc.errors import exit_on_user_error
+from aigc.evaluate import evaluate, output_path
+from aigc.paths import CONFIG_DIR, METRICS_FILE
+
+# Columns in this order when any checkpoint has them; the rest follow.
+COLUMNS = [
+    "fid",
+    "kid_mean",
+    "is_mean",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
+    "conditional_accuracy",
+    "intra_fid",
+    "heldout/conditional_accuracy",
+    "heldout/intra_fid",
+    "loss",
+    "perplexity",
+    "bpc",
+    "bpb",
+]
+LEFT_OUT = {"kid_std", "is_std", "feature_network", "samples", "inception_fid", "tokens"}
+
+
+def describe(ckpt: Path) -> str:
+    """The model in a few words: its run's task name, family and conditioning."""
+    checkpoint = load_checkpoint(ckpt)
+    family = checkpoint["aigc_model_class"].rsplit(".", 1)[-1]
+    conditioning = checkpoint["hyper_parameters"].get("conditioning")
+    parts = ckpt.parts
+    task = parts[-5] if len(parts) >= 5 and parts[-4] == "runs" else ckpt.parents[1].name
+    return f"{task} ({family}{', ' + conditioning if conditioning else ''})"
+
+
+def scores(ckpt: str, overrides: list[str], reuse: bool) -> dict:
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("eval", [f"ckpt_path={ckpt}", *overrides])
+    path = output_path(cfg)
+    if reuse and path.is_file():
+        return json.loads(path.read_text())
+    results = exit_on_user_error(lambda: evaluate(cfg))
+    path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return results
+
+
+def table(rows: dict[str, dict]) -> str:
+    names = {name for results in rows.values() for name in results} - LEFT_OUT
+    columns = [c for c in COLUMNS if c in names] + sorted(names - set(COLUMNS))
+    lines = [
+        "| model | samples | " + " | ".join(columns) + " |",
+        "| --- | --- |" + " --- |" * len(columns),
+    ]
+    for model, results in rows.items():
+        cells = [_format(results.get(column)) for column in columns]
+        lines.append(f"| {model} | {results.get('samples', '')} | " + " | ".join(cells) + " |")
+    networks = {results.get("feature_network") for results in rows.values()} - {None}
+    if networks:
+        lines.append(f"\nImage scores in the feature space of {', '.join(sorted(networks))}.")
+    return "\n".join(lines)
+
+
+def _format(value) -> str:
+    if value is None:
+        return ""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("checkpoints", nargs="+", help="checkpoint files or run directories")
+    parser.add_argument("--reuse", action="store_true", help=f"read an existing {METRICS_FILE}")
+    argv = sys.argv[1:]
+    split = argv.index("--") if "--" in argv else len(argv)
+    args, overrides = parser.parse_args(argv[:split]), argv[split + 1 :]
+    rows = {}
+    for ckpt in args.checkpoints:
+        name = describe(exit_on_user_error(lambda c=ckpt: checkpoint_file(c)))
+        rows[name] = scores(ckpt, overrides, args.reuse)
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
