@@ -1,5 +1,6 @@
 """Puts the image scores on a scale: real data against real data (the floor) and against blurred
-real digits and Gaussian noise (ceilings), in the feature space of one classifier.
+real digits and Gaussian noise (ceilings), in the feature space of one classifier. Each candidate
+image keeps its real label, as if a conditional model had been asked for it.
 
     python scripts/calibrate_fid.py --feature-ckpt <classifier checkpoint>
 
@@ -44,12 +45,16 @@ def main() -> None:
         "Gaussian noise (ceiling)": torch.randn(images.shape, generator=generator).clamp(-1, 1),
     }
     print(f"against the real {args.data} test split, features: {network.name}")
-    print(f"{'candidate':<34} {'FID':>10} {'KID':>10} {'IS':>6} {'prec':>6} {'recall':>6}")
+    print(
+        f"{'candidate':<34} {'FID':>10} {'KID':>10} {'IS':>6} {'prec':>6} {'recall':>6} "
+        f"{'cond acc':>8} {'intra FID':>10}"
+    )
     for name, candidate in candidates.items():
         s = image_scores(real, extract_features(network, candidate.split(500), train.labels))
         print(
             f"{name:<34} {s['fid']:>10.2f} {s['kid_mean']:>10.4f} {s['is_mean']:>6.2f} "
-            f"{s['precision']:>6.3f} {s['recall']:>6.3f}"
+            f"{s['precision']:>6.3f} {s['recall']:>6.3f} {s['conditional_accuracy']:>8.4f} "
+            f"{s['intra_fid']:>10.2f}"
         )
 
 

@@ -5,6 +5,10 @@ import torch
 from aigc.data.captions import DIGITS
 
 
+def all_captions(templates) -> set[tuple[str, int]]:
+    return {(DIGITS.caption(t, label), label) for t in templates for label in range(10)}
+
+
 def test_every_template_names_the_class() -> None:
     for template in DIGITS.train_templates + DIGITS.heldout_templates:
         captions = {DIGITS.caption(template, label) for label in range(10)}
@@ -12,21 +16,28 @@ def test_every_template_names_the_class() -> None:
 
 
 def test_heldout_templates_never_reach_training() -> None:
-    heldout = {caption for caption, _ in DIGITS.prompts(heldout=True)}
-    training = {caption for caption, _ in DIGITS.prompts(heldout=False)}
-    assert not heldout & training
+    training = all_captions(DIGITS.train_templates)
+    heldout = all_captions(DIGITS.heldout_templates)
+    assert not {c for c, _ in heldout} & {c for c, _ in training}
     labels = torch.arange(10).repeat(500)
-    drawn = DIGITS.draw(labels, seed=0)
-    assert set(drawn) <= training and not set(drawn) & heldout
-    assert len(set(drawn)) == len(training)  # 5,000 draws use every training caption
+    drawn = set(zip(DIGITS.draw(labels, seed=0), labels.tolist(), strict=True))
+    assert drawn <= training  # each caption names its own label
+    scored = set(DIGITS.prompts(heldout=False))
+    assert scored <= training and len(scored) == 5 * 10 * 10  # 10 templates a language
+    assert set(DIGITS.prompts(heldout=True)) == heldout
 
 
-def test_captions_in_several_languages() -> None:
-    seven = {caption for caption, label in DIGITS.prompts(heldout=False) if label == 7}
-    assert {"a handwritten seven", "the digit 7", "sieben", "七", "siete"} <= seven
+def test_captions_in_several_languages_and_contexts() -> None:
+    seven = {caption for caption, label in all_captions(DIGITS.train_templates) if label == 7}
+    expected = {"a handwritten seven", "the digit 7", "sieben", "七", "siete", "seven in ink"}
+    assert expected <= seven
+    drawn = DIGITS.draw(torch.full((1000,), 7), seed=0)
+    for word in ("seven", "sieben", "sept", "siete", "七"):  # every language is drawn
+        assert sum(word in caption for caption in drawn) > 100, word
 
 
 def test_draws_are_seeded() -> None:
     labels = torch.arange(10)
     assert DIGITS.draw(labels, 0) == DIGITS.draw(labels, 0) != DIGITS.draw(labels, 1)
-    assert DIGITS.sample_prompts()[7] == DIGITS.caption(DIGITS.train_templates[7], 7)
+    prompts = DIGITS.sample_prompts()
+    assert set(zip(prompts, range(10), strict=True)) <= all_captions(DIGITS.train_templates)

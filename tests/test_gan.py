@@ -75,11 +75,17 @@ def test_label_conditional_networks_read_the_class() -> None:
     assert not torch.allclose(
         gan.generator(z, one_hot[[0, 0, 0]]), gan.generator(z, one_hot[[1, 1, 1]])
     )
-    # The projection discriminator scores an image differently under another class.
+    # The projection discriminator starts out unconditional (a zero class term), and scores an
+    # image differently under another class once its class embedding has learned anything.
     images = torch.rand(3, 1, 28, 28) * 2 - 1
-    assert not torch.allclose(
-        gan.discriminator(images, one_hot[[0, 0, 0]]), gan.discriminator(images, one_hot[[5, 5, 5]])
-    )
+    discriminator = gan.discriminator
+
+    def scores(label: int) -> torch.Tensor:
+        return discriminator(images, one_hot[[label] * 3])
+
+    assert torch.equal(scores(0), scores(5))
+    torch.nn.init.normal_(discriminator.project.weight)
+    assert not torch.allclose(scores(0), scores(5))
 
 
 def test_spectral_norm_replaces_batchnorm_in_the_discriminator() -> None:

@@ -264,13 +264,13 @@ def test_eval_label_model_reports_conditional_scores(
 def test_eval_text_model_scores_training_and_heldout_prompts(
     text_gan_ckpt: Path, classifier_ckpt: Path, tiny_mnist: Path
 ) -> None:
-    # 20 training templates x 10 digits and 8 held-out ones x 10 digits.
+    # 25 training templates x 10 digits and 8 held-out ones x 10 digits.
     results = eval_generator(
         text_gan_ckpt,
         tiny_mnist,
         classifier_ckpt,
         "data=mnist_captions",
-        "sampling.num_samples=400",
+        "sampling.num_samples=2000",
     )
     assert 0 <= results["conditional_accuracy"] <= 1
     assert 0 <= results["heldout/conditional_accuracy"] <= 1

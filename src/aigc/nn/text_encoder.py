@@ -15,12 +15,12 @@ _PAD = 256  # the id after the 256 byte values
 class TextEncoding(NamedTuple):
     states: Tensor  # (B, T, C) one state per byte
     mask: Tensor  # (B, T) True where a byte is real, False for padding
-    pooled: Tensor  # (B, C) the mean of the real bytes' states
+    pooled: Tensor  # (B, C) the real bytes' states, weighed by a learned attention
 
 
 class TextEncoder(nn.Module):
     """Prompts -> per-byte states and one pooled vector each, over the GPT's Transformer blocks
-    (without the causal mask: every byte sees the whole prompt).
+    (without the causal mask: every byte sees the whole prompt) and attention pooling.
 
     Bytes cover any language with 256 symbols, so no vocabulary depends on the training captions;
     a prompt may be at most ``max_length`` bytes long.
@@ -45,6 +45,9 @@ class TextEncoder(nn.Module):
             Block(n_embd, n_head, dropout, bias=True, causal=False) for _ in range(n_layer)
         )
         self.ln_f = nn.LayerNorm(n_embd)
+        # Attention pooling: a learned query weighs the bytes, so that the words that matter
+        # (the class word, say) outweigh the rest of the prompt. Zero: the mean, at first.
+        self.pool_query = nn.Parameter(torch.zeros(n_embd))
         init_transformer_weights(self, self.blocks)
 
     def tokenize(self, texts: list[str]) -> tuple[Tensor, Tensor]:
@@ -71,6 +74,7 @@ class TextEncoder(nn.Module):
         for block in self.blocks:
             x = block(x, mask=mask)
         states = self.ln_f(x)
-        weights = mask.unsqueeze(-1).to(states.dtype)  # (B, T, 1)
-        pooled = (states * weights).sum(1) / weights.sum(1)  # (B, C)
+        scores = (states @ self.pool_query.to(states.dtype)) / self.n_embd**0.5  # (B, T)
+        weights = scores.masked_fill(~mask, float("-inf")).softmax(dim=1)  # padding gets none
+        pooled = (weights.unsqueeze(-1) * states).sum(dim=1)  # (B, C)
         return TextEncoding(states, mask, pooled)

@@ -93,12 +93,15 @@ class GAN(GenerativeModule):
 
     def condition_vectors(self, condition: Condition | None) -> torch.Tensor | None:
         """What the networks read of a condition: one-hot labels ``(B, num_classes)`` or prompt
-        encodings ``(B, n_embd)``; None when unconditional."""
+        encodings ``(B, n_embd)`` of unit length, like the one-hot vectors; None when
+        unconditional."""
         if condition is None:
             return None
         if condition.labels is not None:
             return F.one_hot(condition.labels.to(self.device), self.num_classes).float()
-        return self.text_encoder(condition.texts).pooled
+        # Unit length: at the encoder's own scale (about sqrt(n_embd)) the prompt outweighs the
+        # latent, and the generator learns to ignore the latent (one image per prompt).
+        return F.normalize(self.text_encoder(condition.texts).pooled, dim=-1)
 
     def batch_condition(self, batch: Batch) -> Condition | None:
         if self.conditioning == "label":
@@ -128,15 +131,22 @@ class GAN(GenerativeModule):
         fake = self.generator(self.latents(real.size(0), self.latent_rng), cond_g)
 
         # Discriminator: push real logits up and fake ones down; detach keeps G out of this graph.
-        real_logits = self.discriminator(real, cond)
         fake_logits = self.discriminator(fake.detach(), cond)
-        if cond is not None:
-            # Real images with another image's condition count as fakes: D learns what a label or
-            # caption says about an image from real data, long before the fakes look like digits
-            # (and the text encoder learns only this way).
-            mismatched = self.discriminator(real, cond.roll(1, dims=0))
-            fake_logits = torch.cat([fake_logits, mismatched])
-        loss_d = self.adversarial_loss.discriminator(real_logits, fake_logits)
+        if cond is None:
+            real_logits = self.discriminator(real)
+            loss_d = self.adversarial_loss.discriminator(real_logits, fake_logits)
+        else:
+            # Matching-aware: a real image with any other image's condition counts as fake, half
+            # of the fakes' weight (Reed et al. 2016, against all other conditions of the batch).
+            # D learns what a label or caption says about an image from real data, long before
+            # the fakes look like digits, and the text encoder learns only this way.
+            pairs = self.discriminator.pair_logits(real, cond)  # (B, B): image i, condition j
+            real_logits = pairs.diagonal()
+            mismatched = pairs[~torch.eye(len(pairs), dtype=torch.bool, device=pairs.device)]
+            loss_d = (
+                self.adversarial_loss.discriminator(real_logits, fake_logits)
+                + self.adversarial_loss.discriminator(real_logits, mismatched)
+            ) / 2
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(loss_d)
         self._step_discriminator(opt_d)
@@ -153,7 +163,7 @@ class GAN(GenerativeModule):
                     "loss/g": loss_g,
                     "loss/d": loss_d,
                     "D(x)": torch.sigmoid(real_logits.detach()).mean(),
-                    "D(G(z))": torch.sigmoid(fake_logits[: real.size(0)].detach()).mean(),
+                    "D(G(z))": torch.sigmoid(fake_logits.detach()).mean(),
                 },
                 prog_bar=True,
                 sync_dist=True,  # means over all ranks

@@ -124,11 +124,16 @@ class Discriminator(nn.Module):
                     with_spectral_norm(module)
 
     def forward(self, images: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        if self.project is None:
+            return self.head(self.features(images)).flatten()  # (B,)
+        return self.pair_logits(images, cond).diagonal()  # (B,): image i with condition i
+
+    def pair_logits(self, images: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, B)`` of every image i paired with every condition j, from one pass over
+        the images: the projection term is all that depends on the condition."""
         h = self.features(images)  # (B, C, base, base)
-        logits = self.head(h).flatten()  # (B,)
-        if self.project is not None:
-            # Sum pooling, as Miyato & Koyama: the class term then learns as fast as the head,
-            # which also sums over all positions.
-            pooled = h.sum(dim=(2, 3))  # (B, C)
-            logits = logits + (self.project(cond.to(pooled.dtype)) * pooled).sum(dim=1)
-        return logits
+        head = self.head(h).flatten()  # (B,)
+        # Sum pooling, as Miyato & Koyama: the class term then learns as fast as the head,
+        # which also sums over all positions.
+        pooled = h.sum(dim=(2, 3))  # (B, C)
+        return head[:, None] + pooled @ self.project(cond.to(pooled.dtype)).T  # (B, B)
