@@ -75,9 +75,16 @@ def plain_loop(args: argparse.Namespace, variant: Variant) -> float:
         cond = F.one_hot(batch["label"], hp.num_classes).float() if cond_dim else None
         with variant.autocast(args.device):
             fake = generator(torch.randn(real.size(0), hp.latent_dim, device=device), cond)
-            loss_d = loss.discriminator(
-                discriminator(real, cond), discriminator(fake.detach(), cond)
-            )
+            fake_logits = discriminator(fake.detach(), cond)
+            if cond is None:
+                loss_d = loss.discriminator(discriminator(real), fake_logits)
+            else:  # matching-aware: real images with the other images' labels count as fake
+                pairs = discriminator.pair_logits(real, cond)  # (B, B)
+                off_diagonal = ~torch.eye(len(pairs), dtype=torch.bool, device=device)
+                loss_d = (
+                    loss.discriminator(pairs.diagonal(), fake_logits)
+                    + loss.discriminator(pairs.diagonal(), pairs[off_diagonal])
+                ) / 2
         opt_d.zero_grad(set_to_none=True)
         scaler.scale(loss_d).backward()
         scaler.step(opt_d)

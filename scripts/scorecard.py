@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from aigc.core.checkpoints import checkpoint_file, load_checkpoint
 from aigc.errors import exit_on_user_error
@@ -46,8 +47,8 @@ def describe(ckpt: Path) -> str:
     checkpoint = load_checkpoint(ckpt)
     family = checkpoint["aigc_model_class"].rsplit(".", 1)[-1]
     conditioning = checkpoint["hyper_parameters"].get("conditioning")
-    parts = ckpt.parts
-    task = parts[-5] if len(parts) >= 5 and parts[-4] == "runs" else ckpt.parents[1].name
+    run_config = ckpt.parents[1] / ".hydra" / "config.yaml"  # <run>/checkpoints/<file>.ckpt
+    task = OmegaConf.load(run_config).task_name if run_config.is_file() else ckpt.parents[1].name
     return f"{task} ({family}{', ' + conditioning if conditioning else ''})"
 
 

@@ -75,6 +75,8 @@ def test_text_encoder_masks_padding() -> None:
         encoder(["x" * 33])
     with pytest.raises(ConfigError, match="prompt is empty"):
         encoder([""])
+    with pytest.raises(ConfigError, match="kernel_size must be odd, not 4"):
+        TextEncoder(kernel_size=4)
 
 
 def test_unconditional_and_label_models_refuse_the_other_kinds() -> None:
