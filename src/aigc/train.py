@@ -15,6 +15,7 @@ import lightning as L
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig
 
+from aigc.callbacks import SafeCheckpointIO
 from aigc.callbacks.validation import FinalValidation
 from aigc.core.checkpoints import resolve_ckpt_path
 from aigc.errors import ConfigError, exit_on_user_error
@@ -39,6 +40,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
         strategy=strategy_for(cfg.trainer.strategy, model),
         callbacks=[*instantiate_list(cfg.get("callbacks")), FinalValidation()],
         logger=instantiate_list(cfg.get("logger")) or False,
+        plugins=[SafeCheckpointIO()],
     )
     return datamodule, model, trainer
 

@@ -1,6 +1,7 @@
 """Finding, checking and loading checkpoints before anything is trained or sampled from them."""
 
 import importlib
+import logging
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -11,6 +12,7 @@ from aigc.core.module import MODEL_CLASS_KEY, AigcModule
 from aigc.errors import CheckpointError
 from aigc.paths import LAST_CHECKPOINT
 
+log = logging.getLogger(__name__)
 M = TypeVar("M", bound=AigcModule)
 # Checkpoints name their class; only classes from here are imported and rebuilt.
 _FAMILIES_PACKAGE = "aigc.models."
@@ -96,12 +98,37 @@ def resolve_ckpt_path(ckpt_path: str | None, trainer: L.Trainer, model: AigcModu
                 f"ckpt_path=last, but {path} does not exist. To resume a run, reuse its directory: "
                 "hydra.run.dir=<run directory> ckpt_path=last, or give the file: ckpt_path=<file>"
             )
+        path, checkpoint = _newest_readable(path)
     else:
         path = checkpoint_file(ckpt_path)
-    saved = model_class(load_checkpoint(path), path)
+        checkpoint = load_checkpoint(path)
+    saved = model_class(checkpoint, path)
     if saved is not type(model):
         raise CheckpointError(
             f"{path} holds a {saved.__name__}, but this run builds a "
             f"{type(model).__name__}: resume with the same model/experiment overrides as that run"
         )
     return str(path)
+
+
+def _newest_readable(last: Path) -> tuple[Path, dict[str, Any]]:
+    """``last`` and its contents, or, when it cannot be read (a disk that filled up, a copy cut
+    short), the newest readable checkpoint beside it, named in a warning."""
+    try:
+        return last, load_checkpoint(last)
+    except CheckpointError as err:
+        others = sorted(
+            (p for p in last.parent.glob("*.ckpt") if p != last),
+            key=lambda p: p.stat().st_mtime,
+            reverse=True,
+        )
+        for other in others:
+            try:
+                checkpoint = load_checkpoint(other)
+            except CheckpointError:
+                continue
+            log.warning(
+                "%s; resuming from %s, the newest readable checkpoint beside it", err, other
+            )
+            return other, checkpoint
+        raise
