@@ -1,8 +1,17 @@
-"""Lightning callbacks, and the Hydra callback that summarises a multirun."""
+"""Lightning callbacks and the checkpoint writer, and the Hydra callbacks: the run directory's
+lock and the multirun summary."""
 
 from aigc.callbacks.checkpoint import Checkpoint, SafeCheckpointIO
 from aigc.callbacks.divergence import DivergenceGuard
 from aigc.callbacks.multirun_summary import MultirunSummary
+from aigc.callbacks.run_lock import RunLock
 from aigc.callbacks.samples import SampleLogger
 
-__all__ = ["Checkpoint", "DivergenceGuard", "MultirunSummary", "SafeCheckpointIO", "SampleLogger"]
+__all__ = [
+    "Checkpoint",
+    "DivergenceGuard",
+    "MultirunSummary",
+    "RunLock",
+    "SafeCheckpointIO",
+    "SampleLogger",
+]
