@@ -1,6 +1,7 @@
 """The Transformer language model trained end to end through ``train`` on tiny texts."""
 
 import math
+import shutil
 from itertools import pairwise
 from pathlib import Path
 
@@ -188,3 +189,24 @@ def test_compiled_model_trains_and_keeps_checkpoint_names(
     train(lm_cfg(make_cfg, corpus, "model.compile=true", "trainer.max_steps=3", "logger=none"))
     checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
     assert all("_orig_mod" not in name for name in checkpoint["state_dict"])
+
+
+def test_resumed_curves_have_each_step_once(make_cfg, corpus: Path, tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    every_step = (
+        "trainer.log_every_n_steps=1",
+        "trainer.val_check_interval=5",
+        "trainer.check_val_every_n_epoch=null",
+        "callbacks.samples.every_n_steps=0",
+    )
+    train(lm_cfg(make_cfg, corpus, "trainer.max_steps=8", *every_step))
+    # Killed at step 8, after the checkpoint of step 5: that checkpoint is the newest one.
+    folder = tmp_path / "run" / "checkpoints"
+    shutil.copy(folder / "epoch_000.ckpt", folder / "last.ckpt")
+    train(lm_cfg(make_cfg, corpus, "trainer.max_steps=10", "ckpt_path=last", *every_step))
+
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    steps = [event.step for event in events.Scalars("train/loss")]
+    assert steps == sorted(set(steps)) and len(steps) == 10

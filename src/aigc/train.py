@@ -12,12 +12,13 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig
 
 from aigc.callbacks import SafeCheckpointIO
 from aigc.callbacks.validation import FinalValidation
-from aigc.core.checkpoints import resolve_ckpt_path
+from aigc.core.checkpoints import load_checkpoint, resolve_ckpt_path
 from aigc.errors import ConfigError, exit_on_user_error
 from aigc.paths import CONFIG_DIR, METRICS_FILE
 from aigc.utils.distributed import check_launch, strategy_for
@@ -51,6 +52,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule, model, trainer = build(cfg)
     check_launch(trainer)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), trainer, model)
+    if ckpt_path is not None:
+        continue_curves(trainer, load_checkpoint(ckpt_path)["global_step"])
     log.info("Run directory: %s", cfg.paths.output_dir)
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     # Each stage replaces the trainer's metrics: gather them as they come.
@@ -66,6 +69,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
         path = Path(cfg.paths.output_dir) / METRICS_FILE
         path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     return metrics
+
+
+def continue_curves(trainer: L.Trainer, step: int) -> None:
+    """A resumed run's TensorBoard curves drop what the first run logged after its checkpoint
+    (``step`` on): those steps are trained and logged again, and would otherwise appear twice."""
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger._kwargs["purge_step"] = step  # read when its SummaryWriter is created
 
 
 def final_metrics(trainer: L.Trainer) -> dict[str, float]:
