@@ -210,3 +210,33 @@ def test_resumed_curves_have_each_step_once(make_cfg, corpus: Path, tmp_path: Pa
     events.Reload()
     steps = [event.step for event in events.Scalars("train/loss")]
     assert steps == sorted(set(steps)) and len(steps) == 10
+
+
+def test_resume_mid_epoch_is_exact(make_cfg, corpus: Path, tmp_path: Path) -> None:
+    # Dropout draws from the global generator; the epoch has 10 batches, the checkpoint is at 5.
+    common = (
+        "model.dropout=0.2",
+        "model.lr_decay_steps=20",
+        "trainer.val_check_interval=5",
+        "trainer.check_val_every_n_epoch=null",
+        "callbacks.samples.every_n_steps=0",
+        "logger=none",
+    )
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    train(lm_cfg(make_cfg, corpus, "trainer.max_steps=8", *common, output_dir=straight))
+    # Killed at step 7, after the checkpoint of step 5: that checkpoint is the newest one.
+    train(lm_cfg(make_cfg, corpus, "trainer.max_steps=7", *common, output_dir=killed))
+    folder = killed / "checkpoints"
+    shutil.copy(folder / "epoch_000.ckpt", folder / "last.ckpt")
+    train(
+        lm_cfg(
+            make_cfg, corpus, "trainer.max_steps=8", "ckpt_path=last", *common, output_dir=killed
+        )
+    )
+
+    a, b = (
+        torch.load(d / "checkpoints" / "last.ckpt", weights_only=True) for d in (straight, killed)
+    )
+    assert a["global_step"] == b["global_step"] == 8
+    for name, tensor in a["state_dict"].items():
+        assert torch.equal(b["state_dict"][name], tensor), name

@@ -11,10 +11,12 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from aigc.core.conditioning import CONDITIONING_KINDS, Condition, spread
+from aigc.core.rng import rng_states, set_rng_states
 from aigc.core.samples import Samples
 from aigc.errors import ConfigError
 
 MODEL_CLASS_KEY = "aigc_model_class"
+RNG_STATES_KEY = "aigc_rng_states"
 
 # Called by a family while it samples: (steps done, steps in all, the samples so far or None).
 Progress = Callable[[int, int, Samples | None], None]
@@ -42,6 +44,20 @@ class AigcModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[MODEL_CLASS_KEY] = self.class_key()
+        # Dropout and anything else that draws from the global generators continues, on resume,
+        # with the numbers the uninterrupted run would have drawn.
+        checkpoint[RNG_STATES_KEY] = rng_states()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._rng_states_to_restore = checkpoint.get(RNG_STATES_KEY)
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # Restored at the first step rather than on load: what happens between load and that step
+        # (a sanity check, building the loaders) would draw from them otherwise.
+        states = getattr(self, "_rng_states_to_restore", None)
+        if states is not None:
+            set_rng_states(states)
+            self._rng_states_to_restore = None
 
 
 class GenerativeModule(AigcModule):

@@ -7,6 +7,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from aigc.data.samplers import ResumableLoader
+
 DATA_DIR_HINT = (
     "or point paths.data_dir (environment variable AIGC_DATA_DIR) at a folder that has it"
 )
@@ -54,15 +56,22 @@ class AigcDataModule(L.LightningDataModule):
     def model_kwargs(self) -> dict[str, Any]:
         raise NotImplementedError
 
-    def make_loader(self, dataset: Dataset, **kwargs: Any) -> DataLoader:
+    def make_loader(self, dataset: Dataset, train: bool = False, **kwargs: Any) -> DataLoader:
         """A DataLoader with this datamodule's batch size, workers and memory pinning; worker
-        processes, when there are any, stay alive between epochs."""
+        processes, when there are any, stay alive between epochs. The training loader resumes in
+        the middle of an epoch (``ResumableLoader``).
+
+        Each loader draws its workers' seeds from a generator of its own: from the global one,
+        starting an epoch would change the random numbers training draws (dropout, say), and a
+        resumed run, which starts its epoch at another moment, would draw others."""
         hp = self.hparams
-        return DataLoader(
+        loader = ResumableLoader if train else DataLoader
+        return loader(
             dataset,
             batch_size=hp.batch_size,
             num_workers=hp.num_workers,
             pin_memory=hp.pin_memory,
             persistent_workers=hp.num_workers > 0,
+            generator=torch.Generator().manual_seed(hp.get("seed", 0)),
             **kwargs,
         )

@@ -129,7 +129,9 @@ class ImageDataModule(AigcDataModule):
     def train_dataloader(self) -> DataLoader:
         sampler = EpochSeededRandomSampler(len(self.train_set), self.hparams.seed)
         # drop_last: a GAN step on a tiny last batch destabilises BatchNorm statistics.
-        return self.make_loader(self.train_set.dataset(), sampler=sampler, drop_last=True)
+        return self.make_loader(
+            self.train_set.dataset(), train=True, sampler=sampler, drop_last=True
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self.make_loader(self.val_set.dataset())

@@ -1,9 +1,11 @@
-"""Samplers whose order depends only on (seed, epoch), so that resumed runs replay it exactly."""
+"""Training data in an order that depends only on (seed, epoch), and a loader that resumes in the
+middle of an epoch, so that resumed runs replay the uninterrupted run's batches exactly."""
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import DataLoader, Sampler
 
 
 class EpochSeededRandomSampler(Sampler[int]):
@@ -31,3 +33,36 @@ class EpochSeededRandomSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self.num_samples
+
+
+class ResumableLoader(DataLoader):
+    """A DataLoader that resumes in the middle of an epoch.
+
+    Lightning saves its ``state_dict()`` (the batches it has handed out this epoch) in every
+    checkpoint and loads it into the resumed run's loader, which then passes over those batches
+    before handing out the next one. With a sampler whose order depends only on (seed, epoch), the
+    resumed epoch goes on with exactly the batches of the uninterrupted run. Passing over batches
+    (rather than indices) works with any sampler, also the distributed one Lightning wraps around
+    it; it costs loading them once, which for data in memory is little.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._handed_out = 0  # batches of the current epoch
+        self._to_skip = 0
+
+    def __iter__(self) -> Iterator[Any]:
+        skip, self._to_skip = self._to_skip, 0
+        self._handed_out = 0
+        for batch in super().__iter__():
+            self._handed_out += 1
+            if self._handed_out > skip:
+                yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"batches": self._handed_out}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        # A checkpoint from the end of an epoch resumes with the next epoch, from its start.
+        batches = state["batches"]
+        self._to_skip = batches if batches < len(self) else 0

@@ -130,7 +130,7 @@ class TextDataModule(AigcDataModule):
         sampler = EpochSeededRandomSampler(
             len(self.train_set), self.hparams.seed, windows_per_epoch
         )
-        return self.make_loader(self.train_set, sampler=sampler, drop_last=True)
+        return self.make_loader(self.train_set, train=True, sampler=sampler, drop_last=True)
 
     def val_dataloader(self) -> DataLoader:
         return self.make_loader(self.val_set)
