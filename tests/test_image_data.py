@@ -63,6 +63,7 @@ def test_missing_dataset_offline_names_folder_and_setting(tmp_path: Path, no_net
     message = str(err.value)
     assert str(tmp_path / "empty" / "MNIST" / "raw") in message
     assert "paths.data_dir" in message and "AIGC_DATA_DIR" in message
+    assert not (tmp_path / "empty").exists(), "a failed download leaves no folders behind"
 
 
 def test_missing_cifar10_offline(tmp_path: Path, no_network: None) -> None:

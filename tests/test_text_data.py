@@ -84,6 +84,38 @@ def test_cache_is_keyed_by_content(text_file: Path, tmp_path: Path) -> None:
     assert len(list(text_file.parent.glob("input.char-*.tokens.pt"))) == 2
 
 
+@pytest.mark.parametrize(
+    "forged",
+    [
+        b"not a checkpoint",
+        {
+            "tokens": torch.zeros(1000, dtype=torch.int16),
+            "tokenizer": {"kind": "char", "chars": "ab"},
+        },
+        {"tokens": torch.zeros(len(TEXT), dtype=torch.int16), "tokenizer": {"kind": "byte"}},
+        {
+            "tokens": torch.full((len(TEXT),), 999, dtype=torch.int16),
+            "tokenizer": {"kind": "char", "chars": "ab"},
+        },
+        {"ids": torch.zeros(3)},
+    ],
+    ids=["damaged", "other-count", "other-tokenizer", "ids-out-of-range", "other-keys"],
+)
+def test_a_cache_that_does_not_match_its_text_is_rebuilt(
+    text_file: Path, tmp_path: Path, forged
+) -> None:
+    reference = make_datamodule(text_file, tmp_path)
+    (cache,) = text_file.parent.glob("input.char-*.tokens.pt")
+    if isinstance(forged, bytes):
+        cache.write_bytes(forged)
+    else:
+        torch.save(forged, cache)
+    dm = make_datamodule(text_file, tmp_path)
+    assert torch.equal(dm.train_set.tokens, reference.train_set.tokens)
+    assert dm.tokenizer.chars == reference.tokenizer.chars
+    assert torch.load(cache, weights_only=True)["tokens"].shape == (len(TEXT),)
+
+
 def test_read_only_data_folder_caches_in_project_cache(
     text_file: Path, tmp_path: Path, monkeypatch
 ) -> None:
@@ -120,7 +152,7 @@ def test_missing_file_offline_says_where_to_put_it(tmp_path: Path, no_network: N
         make_datamodule(path, tmp_path, url="https://example.invalid/input.txt")
     assert f"{path} does not exist and could not be downloaded" in str(err.value)
     assert "AIGC_DATA_DIR" in str(err.value)
-    assert not list(path.parent.glob("*.part")), "a failed download leaves no partial file"
+    assert not (tmp_path / "data").exists(), "a failed download leaves no folders behind"
 
 
 def test_download_appears_whole_under_its_name(tmp_path: Path, monkeypatch) -> None:

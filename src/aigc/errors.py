@@ -25,17 +25,29 @@ class ConfigError(AigcError):
     """The composed configuration cannot be turned into a run."""
 
 
+def check_positive(group: str, **values: float | None) -> None:
+    """A ConfigError for the first of ``values`` (config keys of ``group``) that is not greater
+    than zero; None means unset and passes."""
+    for name, value in values.items():
+        if value is not None and not value > 0:
+            raise ConfigError(f"{group}.{name}={value}: must be greater than 0")
+
+
 def exit_on_user_error(run: Callable[[], T]) -> T:
     """Runs an entry point; a problem the user can fix ends it with one ``error:`` line.
 
     Besides our own errors that includes configs that do not fit together, which OmegaConf reports
     when a value is read: a missing mandatory value (``???``) or an interpolation to a key that
-    the chosen groups do not have (``model=gan data=shakespeare``).
+    the chosen groups do not have (``model=gan data=shakespeare``); and files that cannot be
+    written or read (a full disk, a read-only folder), named with the system's reason.
     """
     try:
         return run()
     except (AigcError, MissingMandatoryValue, InterpolationResolutionError) as err:
         sys.exit(f"error: {one_line(err)}")
+    except OSError as err:
+        where = f"{err.filename}: " if err.filename else ""
+        sys.exit(f"error: {where}{err.strerror or one_line(err)}")
 
 
 def one_line(err: BaseException) -> str:

@@ -50,8 +50,7 @@ def output_path(cfg: DictConfig) -> Path:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
 def main(cfg: DictConfig) -> None:
-    results = exit_on_user_error(lambda: evaluate(cfg))
-    report(results, output_path(cfg))
+    exit_on_user_error(lambda: report(evaluate(cfg), output_path(cfg)))
 
 
 if __name__ == "__main__":

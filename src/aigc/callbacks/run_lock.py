@@ -37,8 +37,11 @@ class RunLock(Callback):
             return
         # The same run directory Hydra is about to use: ${now:...} resolves once per config.
         run_dir = Path(config.hydra.run.dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        file = open(run_dir / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 (held until the end)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            file = open(run_dir / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 (held until the end)
+        except OSError as err:
+            sys.exit(f"error: cannot write the run directory {run_dir}: {err.strerror or err}")
         try:
             fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -108,7 +108,18 @@ def resolve_ckpt_path(ckpt_path: str | None, trainer: L.Trainer, model: AigcModu
             f"{path} holds a {saved.__name__}, but this run builds a "
             f"{type(model).__name__}: resume with the same model/experiment overrides as that run"
         )
+    _check_shapes(checkpoint["state_dict"], model.state_dict(), path)
     return str(path)
+
+
+def _check_shapes(saved: dict[str, Any], built: dict[str, torch.Tensor], path: Path) -> None:
+    """A checkpoint of the same family but other sizes is refused, naming the first difference."""
+    for name, tensor in built.items():
+        if name in saved and saved[name].shape != tensor.shape:
+            raise CheckpointError(
+                f"{path} was trained with other sizes ({name}: {tuple(saved[name].shape)} there, "
+                f"{tuple(tensor.shape)} here): resume with the same model overrides as that run"
+            )
 
 
 def _newest_readable(last: Path) -> tuple[Path, dict[str, Any]]:

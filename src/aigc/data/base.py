@@ -1,6 +1,8 @@
 """What every datamodule shares: dict batches, the sizes a model takes from the data, loaders."""
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -8,10 +10,37 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from aigc.data.samplers import ResumableLoader
+from aigc.errors import ConfigError, check_positive
 
 DATA_DIR_HINT = (
     "or point paths.data_dir (environment variable AIGC_DATA_DIR) at a folder that has it"
 )
+
+
+@contextmanager
+def removing_new_folders(path: Path) -> Iterator[None]:
+    """Runs a download into ``path``; when it fails, removes the folders it made that are still
+    empty (``path`` itself, or ``MNIST/raw`` inside an existing data folder), so that a failed
+    start leaves no empty data folders behind."""
+    existing = Path(path).absolute()
+    while not existing.exists():
+        existing = existing.parent
+    before = {child.name for child in existing.iterdir()} if existing.is_dir() else set()
+    try:
+        yield
+    except BaseException:
+        for child in existing.iterdir() if existing.is_dir() else ():
+            if child.name not in before and child.is_dir():
+                _remove_empty_folders(child)
+        raise
+
+
+def _remove_empty_folders(top: Path) -> None:
+    """Removes ``top`` and the folders below it that hold no files, deepest first."""
+    folders = sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts))
+    for folder in [*folders, top]:
+        with suppress(OSError):  # it holds a file: keep it
+            folder.rmdir()
 
 
 class DictDataset(Dataset):
@@ -44,6 +73,13 @@ class AigcDataModule(L.LightningDataModule):
     classes, where there are any. Subclasses save ``batch_size``, ``num_workers`` and
     ``pin_memory`` as hyperparameters.
     """
+
+    @staticmethod
+    def check_loader_settings(batch_size: int, num_workers: int) -> None:
+        """For subclasses' constructors: the loader settings that cannot work, as a ConfigError."""
+        check_positive("data", batch_size=batch_size)
+        if num_workers < 0:
+            raise ConfigError(f"data.num_workers={num_workers}: must be 0 or more")
 
     @property
     def batch_keys(self) -> frozenset[str]:

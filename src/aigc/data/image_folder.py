@@ -48,6 +48,7 @@ class ImageFolderDataModule(ImageDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__(val_fraction)
+        self.check_loader_settings(batch_size, num_workers)
         if channels not in _MODES:
             raise ConfigError(f"data.channels={channels}; choose 3 (RGB) or 1 (grayscale)")
         if image_size < 1:

@@ -1,6 +1,7 @@
 """A LightningDataModule for language modelling on a plain-text file."""
 
 import hashlib
+import logging
 import os
 import stat
 from pathlib import Path
@@ -10,10 +11,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets.utils import download_url
 
-from aigc.data.base import DATA_DIR_HINT, AigcDataModule
+from aigc.data.base import DATA_DIR_HINT, AigcDataModule, removing_new_folders
 from aigc.data.samplers import EpochSeededRandomSampler
 from aigc.errors import ConfigError, DatasetError, one_line
 from aigc.tokenizers import TOKENIZER_KINDS, Tokenizer, build_tokenizer, tokenizer_from_state
+
+log = logging.getLogger(__name__)
 
 
 class TokenWindows(Dataset):
@@ -56,6 +59,7 @@ class TextDataModule(AigcDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
+        self.check_loader_settings(batch_size, num_workers)
         if tokenizer not in TOKENIZER_KINDS:
             raise ConfigError(
                 f"unknown data.tokenizer {tokenizer!r}; choose one of {TOKENIZER_KINDS}"
@@ -77,6 +81,7 @@ class TextDataModule(AigcDataModule):
         return frozenset({"tokens"})
 
     def model_kwargs(self) -> dict[str, Any]:
+        self._splits()  # a text too short for one window says so before a model is built
         return {"tokenizer_state": self.tokenizer.state_dict()}
 
     def prepare_data(self) -> None:
@@ -90,8 +95,9 @@ class TextDataModule(AigcDataModule):
         # (torchrun, SLURM) never read a half-written file.
         partial = self.path.with_name(f"{self.path.name}.{os.getpid()}.part")
         try:
-            download_url(self.hparams.url, str(self.path.parent), partial.name)
-            partial.replace(self.path)
+            with removing_new_folders(self.path.parent):
+                download_url(self.hparams.url, str(self.path.parent), partial.name)
+                partial.replace(self.path)
         except Exception as err:  # urllib and socket raise their own kinds
             partial.unlink(missing_ok=True)
             raise DatasetError(
@@ -102,19 +108,8 @@ class TextDataModule(AigcDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        self._load()
+        train, val = self._splits()
         block = self.hparams.block_size
-        num_val = int(len(self._tokens) * self.hparams.val_fraction)
-        train, val = (
-            self._tokens[: len(self._tokens) - num_val],
-            self._tokens[len(self._tokens) - num_val :],
-        )
-        for name, split in (("training", train), ("validation", val)):
-            if len(split) < block + 1:
-                raise DatasetError(
-                    f"{self.path}: the {name} split has {len(split)} tokens, fewer than "
-                    f"block_size + 1 = {block + 1}; use a longer text or a smaller model.block_size"
-                )
         self.train_set = TokenWindows(train, block, torch.arange(len(train) - block))
         if self.hparams.val_batches is None:  # every token once, in non-overlapping windows
             val_starts = torch.arange(0, len(val) - block, block)
@@ -135,6 +130,23 @@ class TextDataModule(AigcDataModule):
     def val_dataloader(self) -> DataLoader:
         return self.make_loader(self.val_set)
 
+    def _splits(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training and validation tokens, each long enough for one window."""
+        self._load()
+        block = self.hparams.block_size
+        num_val = int(len(self._tokens) * self.hparams.val_fraction)
+        train, val = (
+            self._tokens[: len(self._tokens) - num_val],
+            self._tokens[len(self._tokens) - num_val :],
+        )
+        for name, split in (("training", train), ("validation", val)):
+            if len(split) < block + 1:
+                raise DatasetError(
+                    f"{self.path}: the {name} split has {len(split)} tokens, fewer than "
+                    f"block_size + 1 = {block + 1}; use a longer text or a smaller model.block_size"
+                )
+        return train, val
+
     def _load(self) -> None:
         """Reads and tokenizes the file once, through the on-disk token cache."""
         if self._tokens is not None:
@@ -144,19 +156,15 @@ class TextDataModule(AigcDataModule):
         if not raw:
             raise DatasetError(f"text file {self.path} is empty")
         cache = self._cache_path(hashlib.sha256(raw).hexdigest()[:16])
-        if cache.is_file():
-            try:
-                cached = torch.load(cache, weights_only=True)
-            except Exception as err:  # a half-written or damaged cache file
-                raise DatasetError(
-                    f"token cache {cache} is unreadable ({one_line(err)}): delete it"
-                ) from err
-            self._tokens, self._tokenizer = (
-                cached["tokens"].long(),
-                tokenizer_from_state(cached["tokenizer"]),
-            )
-            return
         text = self._decode(raw)
+        if cache.is_file():
+            cached = self._read_cache(
+                cache, len(raw) if self.hparams.tokenizer == "byte" else len(text)
+            )
+            if cached is not None:
+                self._tokens, self._tokenizer = cached
+                return
+            log.warning("token cache %s does not match %s; tokenizing it again", cache, self.path)
         self._tokenizer = build_tokenizer(self.hparams.tokenizer, text)
         self._tokens = torch.tensor(self._tokenizer.encode(text), dtype=torch.long)
         compact = torch.int16 if self._tokenizer.vocab_size <= 2**15 else torch.int32
@@ -166,6 +174,24 @@ class TextDataModule(AigcDataModule):
             {"tokens": self._tokens.to(compact), "tokenizer": self._tokenizer.state_dict()}, partial
         )
         partial.replace(cache)
+
+    def _read_cache(self, cache: Path, num_tokens: int) -> tuple[torch.Tensor, Tokenizer] | None:
+        """The cached tokens and tokenizer, or None when the file is damaged or holds something
+        else than this text's tokens (another count, another tokenizer, ids out of range)."""
+        try:
+            cached = torch.load(cache, weights_only=True)
+            tokens, tokenizer = cached["tokens"].long(), tokenizer_from_state(cached["tokenizer"])
+        except Exception:  # zipfile, pickle, torch, a missing key: rebuilt all the same
+            return None
+        matches = (
+            tokenizer.kind == self.hparams.tokenizer
+            and tokens.shape == (num_tokens,)
+            and (
+                num_tokens == 0
+                or 0 <= int(tokens.min()) <= int(tokens.max()) < tokenizer.vocab_size
+            )
+        )
+        return (tokens, tokenizer) if matches else None
 
     def _decode(self, raw: bytes) -> str:
         try:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from torchvision.datasets import MNIST, FashionMNIST
 
+from aigc.data.base import removing_new_folders
 from aigc.data.captions import caption_set
 from aigc.data.image import ImageDataModule, ImageSplit
 from aigc.data.image_files import (
@@ -69,6 +70,7 @@ class TorchvisionImageDataModule(ImageDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__(val_fraction)
+        self.check_loader_settings(batch_size, num_workers)
         if dataset not in DATASETS:
             raise ConfigError(
                 f"unknown image dataset {dataset!r}; choose one of {sorted(DATASETS)}"
@@ -110,7 +112,8 @@ class TorchvisionImageDataModule(ImageDataModule):
 
     def prepare_data(self) -> None:
         # Lightning runs this on one process only, before setup: download what is missing.
-        self.spec.ensure_files(self.root)
+        with removing_new_folders(self.root):
+            self.spec.ensure_files(self.root)
 
     def load_split(self, train: bool) -> ImageSplit:
         images, labels = self.spec.load(self.root, train)

@@ -10,7 +10,7 @@ from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy
 
 from aigc.core.module import AigcModule
-from aigc.errors import ConfigError
+from aigc.errors import ConfigError, check_positive
 from aigc.models.classifier.network import ConvClassifier
 from aigc.utils.log_steps import logs_this_step
 
@@ -35,6 +35,7 @@ class Classifier(AigcModule):
         compile: bool = False,
     ) -> None:
         super().__init__()
+        check_positive("model", width=width, feature_dim=feature_dim, lr=lr)
         self.save_hyperparameters()
         self.network = ConvClassifier(tuple(image_shape), num_classes, width, feature_dim, dropout)
         if compile:

@@ -12,6 +12,7 @@ from torch import nn
 from aigc.core.conditioning import Condition
 from aigc.core.module import GenerativeModule, Progress
 from aigc.core.samples import Samples
+from aigc.errors import check_positive
 from aigc.models.gan.losses import get_loss
 from aigc.models.gan.network import Discriminator, Generator
 from aigc.nn.text_encoder import TextEncoder
@@ -57,6 +58,13 @@ class GAN(GenerativeModule):
         compile: bool = False,
     ) -> None:
         super().__init__(conditioning, num_classes, class_names, sample_prompts)
+        check_positive(
+            "model",
+            latent_dim=latent_dim,
+            generator_width=generator_width,
+            discriminator_width=discriminator_width,
+            lr=lr,
+        )
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.adversarial_loss = get_loss(loss)

@@ -14,7 +14,7 @@ from aigc.core.conditioning import Condition
 from aigc.core.module import GenerativeModule, Progress, derived_generator
 from aigc.core.optim import warmup_cosine, weight_decay_groups
 from aigc.core.samples import Samples
-from aigc.errors import ConfigError
+from aigc.errors import ConfigError, check_positive
 from aigc.models.transformer.network import GPT, check_sampling_args
 from aigc.tokenizers import tokenizer_from_state
 from aigc.utils.log_steps import logs_this_step
@@ -63,6 +63,17 @@ class LanguageModel(GenerativeModule):
         compile: bool = False,
     ) -> None:
         super().__init__(conditioning="text", sample_prompts=sample_prompts)
+        check_positive(
+            "model",
+            block_size=block_size,
+            n_layer=n_layer,
+            n_head=n_head,
+            n_embd=n_embd,
+            lr=lr,
+            lr_decay_steps=lr_decay_steps,
+        )
+        if n_embd % n_head:
+            raise ConfigError(f"model.n_embd={n_embd} must be a multiple of model.n_head={n_head}")
         self.save_hyperparameters()
         self.tokenizer = tokenizer_from_state(tokenizer_state)
         for prompt in self.sample_prompts:  # an unknown character is an error now, not at step 200
