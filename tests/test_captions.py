@@ -1,5 +1,7 @@
 """Caption templates: every caption names its class; held-out templates never reach training."""
 
+import re
+
 import torch
 
 from aigc.data.captions import DIGITS
@@ -13,6 +15,17 @@ def test_every_template_names_the_class() -> None:
     for template in DIGITS.train_templates + DIGITS.heldout_templates:
         captions = {DIGITS.caption(template, label) for label in range(10)}
         assert len(captions) == 10, template  # ten different captions: the class is in each
+
+
+def test_no_template_names_another_number() -> None:
+    # The words around the class word name no number, or a caption would name two classes
+    # (as "写一个七", "write a seven", does: its 一 is "one"). The one exception is the French
+    # and Spanish article "un", which always stands right before the class word.
+    numbers = {word for words in DIGITS.fields.values() for word in words}
+    for template in DIGITS.train_templates + DIGITS.heldout_templates:
+        context = re.sub(r"\{\w+\}", " ", template)
+        assert not set(re.findall(r"\w+", context)) & (numbers - {"un"}), template
+        assert not any(char in context for char in DIGITS.fields["zh"]), template
 
 
 def test_heldout_templates_never_reach_training() -> None:

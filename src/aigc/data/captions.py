@@ -98,7 +98,8 @@ DIGITS = CaptionSet(
         "es": ("cero", "uno", "dos", "tres", "cuatro", "cinco", "seis", "siete", "ocho", "nueve"),
         "zh": ("零", "一", "二", "三", "四", "五", "六", "七", "八", "九"),
     },
-    # No context word names a number, so that the class word is the only one in a caption.
+    # No context word names a number, so that the class word is the only one in a caption (but
+    # for the French and Spanish article "un", always right before the class word).
     wordings=(
         Wording(
             words=("{en}", "{digit}"),
@@ -161,7 +162,8 @@ DIGITS = CaptionSet(
         "die Zahl {de}",
         "un {fr} écrit à la main",
         "el dígito {es}",
-        "写一个{zh}",
+        # Not "写一个{zh}": its 一 is the word for one, so it would name two digits.
+        "请写{zh}",
     ),
 )
 
