@@ -149,9 +149,24 @@ class TerminalProgress:
             self.shown = ""
 
 
+# Fonts with accented and other non-ASCII letters, tried in turn before Pillow's own, whose
+# letters are ASCII only ("dígito" would show a box). Pillow finds them in the system's font
+# folders; CJK needs a CJK font, such as Noto Sans CJK.
+_LABEL_FONTS = ("NotoSansCJK-Regular.ttc", "DejaVuSans.ttf", "NotoSans-Regular.ttf", "Arial.ttf")
+
+
+def _label_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    for name in _LABEL_FONTS:
+        try:
+            return ImageFont.truetype(name, size)
+        except OSError:  # not installed
+            continue
+    return ImageFont.load_default(size=size)
+
+
 def _label_rows(pixels: torch.Tensor, labels: list[str], row_height: int) -> torch.Tensor:
     """``pixels`` (C, H, W) with a white margin on the left holding one label per row."""
-    font = ImageFont.load_default(size=max(8, min(14, row_height - 6)))
+    font = _label_font(size=max(8, min(14, row_height - 6)))
     margin = 6 + max(int(font.getlength(label)) for label in labels)
     channels, height, width = pixels.shape
     canvas = Image.new("RGB", (margin + width, height), "white")
