@@ -32,6 +32,7 @@ COLUMNS = [
     "coverage",
     "conditional_accuracy",
     "intra_fid",
+    "heldout/fid",
     "heldout/conditional_accuracy",
     "heldout/intra_fid",
     "loss",
@@ -40,6 +41,9 @@ COLUMNS = [
     "bpb",
 ]
 LEFT_OUT = {"kid_std", "is_std", "feature_network", "samples", "inception_fid", "tokens"}
+# Of the scores on held-out prompts, the table keeps those in COLUMNS (the rest are in each
+# checkpoint's metrics.json).
+HELDOUT = "heldout/"
 
 
 def describe(ckpt: Path) -> str:
@@ -65,6 +69,7 @@ def scores(ckpt: str, overrides: list[str], reuse: bool) -> dict:
 
 def table(rows: dict[str, dict]) -> str:
     names = {name for results in rows.values() for name in results} - LEFT_OUT
+    names -= {name for name in names if name.startswith(HELDOUT) and name not in COLUMNS}
     columns = [c for c in COLUMNS if c in names] + sorted(names - set(COLUMNS))
     lines = [
         "| model | samples | " + " | ".join(columns) + " |",

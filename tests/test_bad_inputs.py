@@ -45,6 +45,12 @@ def test_image_model_settings(make_cfg, tiny_mnist: Path, model: str, override: 
         train(cfg)
 
 
+def test_trainer_settings_lightning_refuses(make_cfg, corpus: Path) -> None:
+    cfg = make_cfg(*TINY_LM, f"data.path={corpus}", "trainer.precision=64-mixed")
+    with pytest.raises(ConfigError, match="trainer: Precision '64-mixed' is invalid"):
+        train(cfg)
+
+
 def test_a_text_too_short_for_one_window_says_so(make_cfg, tmp_path: Path) -> None:
     short = tmp_path / "five.txt"
     short.write_text("hello")

@@ -23,13 +23,26 @@ def test_a_failed_write_keeps_the_previous_checkpoint(
     io.save_checkpoint({"step": torch.tensor(1)}, target)
     assert torch.load(target, weights_only=True)["step"] == 1
     written_to = []
+    real_open = open
 
-    def disk_fills_up(obj, file) -> None:
-        written_to.append(Path(file.name))
-        file.write(b"half a checkpoint")
-        raise OSError(errno.ENOSPC, "No space left on device")
+    class FillsUp:
+        """A file on a disk that fills up after a few bytes."""
 
-    monkeypatch.setattr(checkpoint_module.torch, "save", disk_fills_up)
+        def __init__(self, name, mode) -> None:
+            written_to.append(Path(name))
+            self.file = real_open(name, mode)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc) -> None:
+            self.file.close()
+
+        def write(self, data) -> None:
+            self.file.write(bytes(data[:16]))
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint_module, "open", FillsUp, raising=False)
     with pytest.raises(
         CheckpointError, match=r"could not write the checkpoint .*last\.ckpt: No sp"
     ):

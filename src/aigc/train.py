@@ -22,7 +22,12 @@ from aigc.core.checkpoints import load_checkpoint, resolve_ckpt_path
 from aigc.errors import ConfigError, exit_on_user_error
 from aigc.paths import CONFIG_DIR, METRICS_FILE
 from aigc.utils.distributed import check_launch, strategy_for
-from aigc.utils.instantiate import instantiate, instantiate_list, instantiate_model
+from aigc.utils.instantiate import (
+    instantiate,
+    instantiate_list,
+    instantiate_model,
+    instantiate_trainer,
+)
 from aigc.utils.runtime import check_accelerator
 
 log = logging.getLogger(__name__)
@@ -36,7 +41,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     model = instantiate_model(cfg.model, datamodule)
-    trainer = instantiate(
+    trainer = instantiate_trainer(
         cfg.trainer,
         strategy=strategy_for(cfg.trainer.strategy, model),
         callbacks=[*instantiate_list(cfg.get("callbacks")), FinalValidation()],

@@ -1,6 +1,7 @@
 """How checkpoints are written: crash-safe files, and a last.ckpt that always holds the final
 step."""
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -56,10 +57,14 @@ class SafeCheckpointIO(TorchCheckpointIO):
             return
         path = Path(path)
         partial = path.with_name(path.name + PARTIAL_SUFFIX)
+        # Serialised in memory first, as Lightning does: a failed write is then an OSError that
+        # says why (torch.save into a file reports only "file write failed").
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(partial, "wb") as file:
-                torch.save(checkpoint, file)
+                file.write(buffer.getbuffer())
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(partial, path)  # atomic within one filesystem

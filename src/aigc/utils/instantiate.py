@@ -7,9 +7,10 @@ import lightning as L
 from hydra.errors import InstantiationException
 from hydra.utils import get_class
 from hydra.utils import instantiate as hydra_instantiate
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig
 
-from aigc.errors import AigcError, ConfigError
+from aigc.errors import AigcError, ConfigError, one_line
 
 
 def instantiate(cfg: DictConfig, **kwargs: Any) -> Any:
@@ -24,6 +25,17 @@ def instantiate(cfg: DictConfig, **kwargs: Any) -> Any:
     except InstantiationException as err:
         if isinstance(err.__cause__, AigcError):
             raise err.__cause__ from None
+        raise
+
+
+def instantiate_trainer(cfg: DictConfig, **kwargs: Any) -> L.Trainer:
+    """The Trainer; arguments Lightning refuses (a precision it does not know, devices this
+    machine does not have) are a ConfigError."""
+    try:
+        return instantiate(cfg, **kwargs)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, ValueError | MisconfigurationException):
+            raise ConfigError(f"trainer: {one_line(err.__cause__)}") from None
         raise
 
 
