@@ -1,6 +1,7 @@
 """The contract every model config in configs/model/ keeps: it builds on tiny data, trains a few
 steps, samples through the one interface, and its checkpoint rebuilds with
-``torch.load(weights_only=True)`` into a model that samples exactly the same.
+``torch.load(weights_only=True)`` into a model that samples exactly the same; a run stopped dead in
+the middle of an epoch resumes to exactly the weights of a run never stopped.
 
 A new family is covered by adding its config and a line to ``TINY`` below (the test fails for a
 config without one).
@@ -8,9 +9,11 @@ config without one).
 
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 from conftest import TINY_GAN, TINY_LM, write_tiny_idx_dataset
+from lightning.pytorch.callbacks import Callback
 
 from aigc.core.checkpoints import load_model
 from aigc.core.module import GenerativeModule
@@ -25,6 +28,7 @@ TINY = {
     "transformer": [
         *TINY_LM,
         "data.path={corpus}",
+        "model.dropout=0.1",
         "data.batch_size=4",
         "data.val_batches=2",
         "model.ema_decay=0.9",
@@ -48,24 +52,46 @@ def cases() -> list:
     return params
 
 
-@pytest.mark.parametrize(("config", "extra"), cases())
-def test_model_config_keeps_the_contract(
-    make_cfg, tmp_path: Path, config: str, extra: list[str]
-) -> None:
+def tiny_cfg(make_cfg, tmp_path: Path, config: str, extra: list[str], *overrides: str, **kwargs):
     assert config in TINY, f"add tiny overrides for configs/model/{config}.yaml to TINY"
     data_dir = tmp_path / "data"
-    write_tiny_idx_dataset(data_dir)
+    if not data_dir.exists():
+        write_tiny_idx_dataset(data_dir)
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("the quick brown fox jumps over the lazy dog\n" * 30, encoding="utf-8")
-    cfg = make_cfg(
+    return make_cfg(
         f"model={config}",
         *(override.format(corpus=corpus) for override in TINY[config]),
         *extra,
         f"paths.data_dir={data_dir}",
-        "trainer.max_steps=3",
         "logger=none",
+        *overrides,
+        **kwargs,
     )
-    train(cfg)
+
+
+class Killed(Exception):
+    """Stands in for kill -9: nothing after it runs, and nothing is saved on the way out."""
+
+
+class KillAt(Callback):
+    """Saves a checkpoint at the validation after ``step`` steps, where the run's own checkpoints
+    are taken (after the batch's EMA update and LR step), then ends the run at once."""
+
+    def __init__(self, step: int, path: str) -> None:
+        self.step, self.path = step, path
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.global_step == self.step:
+            trainer.save_checkpoint(self.path)
+            raise Killed
+
+
+@pytest.mark.parametrize(("config", "extra"), cases())
+def test_model_config_keeps_the_contract(
+    make_cfg, tmp_path: Path, config: str, extra: list[str]
+) -> None:
+    train(tiny_cfg(make_cfg, tmp_path, config, extra, "trainer.max_steps=3"))
     path = tmp_path / "run" / "checkpoints" / "last.ckpt"
     checkpoint = torch.load(path, weights_only=True)  # tensors and plain values only
     assert checkpoint["global_step"] == 3
@@ -93,3 +119,33 @@ def test_model_config_keeps_the_contract(
     else:
         assert first.texts == again.texts
     assert first.captions == again.captions
+
+
+@pytest.mark.parametrize(("config", "extra"), cases())
+def test_model_config_resumes_exactly(
+    make_cfg, tmp_path: Path, config: str, extra: list[str]
+) -> None:
+    steps = (
+        "trainer.max_steps=4",
+        "trainer.val_check_interval=2",
+        "trainer.check_val_every_n_epoch=null",
+        "callbacks.samples.every_n_steps=0",
+    )
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    train(tiny_cfg(make_cfg, tmp_path, config, extra, *steps, output_dir=straight))
+    last = killed / "checkpoints" / "last.ckpt"
+    kill = (
+        f"+callbacks.kill._target_={__name__}.KillAt",
+        "+callbacks.kill.step=2",  # inside the first epoch
+        f"+callbacks.kill.path={last}",
+    )
+    with pytest.raises(Killed):
+        train(tiny_cfg(make_cfg, tmp_path, config, extra, *steps, *kill, output_dir=killed))
+    train(tiny_cfg(make_cfg, tmp_path, config, extra, *steps, "ckpt_path=last", output_dir=killed))
+
+    a, b = (
+        torch.load(d / "checkpoints" / "last.ckpt", weights_only=True) for d in (straight, killed)
+    )
+    assert a["global_step"] == b["global_step"] == 4
+    for name, tensor in a["state_dict"].items():
+        assert torch.equal(b["state_dict"][name], tensor), name

@@ -51,6 +51,15 @@ class AigcModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._rng_states_to_restore = checkpoint.get(RNG_STATES_KEY)
 
+    def on_train_start(self) -> None:
+        # A model that reads trainer.estimated_stepping_batches in configure_optimizers (the
+        # classifier's one-cycle schedule) makes Lightning 2.6 build the training loader before a
+        # resumed checkpoint is loaded, and then never give the loader its saved place in the
+        # epoch: give it here, before the first batch is drawn.
+        fit_loop = self.trainer.fit_loop
+        if fit_loop._combined_loader_states_to_load:
+            fit_loop._load_combined_loader_states()
+
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # Restored at the first step rather than on load: what happens between load and that step
         # (a sanity check, building the loaders) would draw from them otherwise.
