@@ -27,7 +27,8 @@ class GAN(GenerativeModule):
     Conditioning: with ``conditioning="label"`` both networks see the one-hot class; with
     ``"text"`` they see a prompt's encoding by a byte-level ``TextEncoder``, which learns with the
     discriminator; the generator reads its output as given. The discriminator is matching-aware
-    (Reed et al. 2016): a real image paired with another image's condition counts as fake.
+    (Reed et al. 2016): a real image paired with the condition of any other image of the batch
+    counts as fake.
 
     ``global_step`` counts batches (generator updates), not optimizer steps: Lightning would count
     both optimizers' steps, so ``trainer.max_steps=1000`` would stop after 500 batches. See
