@@ -46,3 +46,8 @@ def test_the_lock_of_a_killed_run_does_not_block_its_resume(
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert (run_dir / ".lock").read_text().startswith("process ")
     assert "4242" not in (run_dir / ".lock").read_text()
+    # A finished run says where its outputs are and how to use them.
+    log = (run_dir / "train.log").read_text()
+    assert f"Finished. Run directory: {run_dir}" in log
+    assert f"python generate.py ckpt_path={run_dir}" in log
+    assert f"hydra.run.dir={run_dir} ckpt_path=last" in log

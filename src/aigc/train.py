@@ -7,11 +7,13 @@ python train.py --cfg job       # the composed config
 
 import json
 import logging
+import shlex
 import warnings
 from pathlib import Path
 
 import hydra
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig
@@ -19,6 +21,7 @@ from omegaconf import DictConfig
 from aigc.callbacks import SafeCheckpointIO
 from aigc.callbacks.validation import FinalValidation
 from aigc.core.checkpoints import load_checkpoint, resolve_ckpt_path
+from aigc.core.module import GenerativeModule
 from aigc.errors import ConfigError, exit_on_user_error
 from aigc.paths import CONFIG_DIR, METRICS_FILE
 from aigc.utils.distributed import check_launch, strategy_for
@@ -73,7 +76,30 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if trainer.is_global_zero:
         path = Path(cfg.paths.output_dir) / METRICS_FILE
         path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        log.info(next_steps(Path(cfg.paths.output_dir), trainer, model))
     return metrics
+
+
+def next_steps(run: Path, trainer: L.Trainer, model: L.LightningModule) -> str:
+    """Where a finished run's outputs are, and the commands that look at them or go on."""
+    choices, overrides = {}, []
+    if HydraConfig.initialized():  # a command-line run (not a test composing its config)
+        choices, overrides = HydraConfig.get().runtime.choices, HydraConfig.get().overrides.task
+    lines = [f"Finished. Run directory: {run}", f"  checkpoints   {run / 'checkpoints'}"]
+    if any(isinstance(logger, TensorBoardLogger) for logger in trainer.loggers):
+        lines.append(f"  TensorBoard   tensorboard --logdir {run / 'tensorboard'}")
+    if isinstance(model, GenerativeModule):
+        if (run / "samples").is_dir():
+            lines.append(f"  samples       {run / 'samples'}")
+        lines.append(f"  sample        python generate.py ckpt_path={run}")
+        data = f" data={choices['data']}" if "data" in choices else ""
+        lines.append(f"  score         python eval.py ckpt_path={run}{data}")
+    kept = [o for o in overrides if not o.startswith(("ckpt_path=", "hydra.run.dir="))]
+    lines.append(
+        f"  train on      python train.py {shlex.join([*kept, f'hydra.run.dir={run}'])} "
+        "ckpt_path=last, with more trainer.max_epochs or trainer.max_steps"
+    )
+    return "\n".join(lines)
 
 
 def continue_curves(trainer: L.Trainer, step: int) -> None:
