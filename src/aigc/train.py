@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 
 from aigc.callbacks import SafeCheckpointIO
 from aigc.callbacks.validation import FinalValidation
-from aigc.core.checkpoints import load_checkpoint, resolve_ckpt_path
+from aigc.core.checkpoints import resolve_ckpt_path
 from aigc.core.module import GenerativeModule
 from aigc.errors import ConfigError, exit_on_user_error
 from aigc.paths import CONFIG_DIR, METRICS_FILE
@@ -59,9 +59,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     directory's metrics.json."""
     datamodule, model, trainer = build(cfg)
     check_launch(trainer)
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), trainer, model)
-    if ckpt_path is not None:
-        continue_curves(trainer, load_checkpoint(ckpt_path)["global_step"])
+    ckpt_path = None
+    resumed = resolve_ckpt_path(cfg.get("ckpt_path"), trainer, model)
+    if resumed is not None:
+        ckpt_path, checkpoint = resumed
+        continue_curves(trainer, checkpoint["global_step"])
     log.info("Run directory: %s", cfg.paths.output_dir)
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     # Each stage replaces the trainer's metrics: gather them as they come.

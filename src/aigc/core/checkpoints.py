@@ -78,8 +78,11 @@ def load_model(
     return model.eval().requires_grad_(False)
 
 
-def resolve_ckpt_path(ckpt_path: str | None, trainer: L.Trainer, model: AigcModule) -> str | None:
-    """The checkpoint file to resume from: ``None``, a path, or ``"last"`` of this run directory.
+def resolve_ckpt_path(
+    ckpt_path: str | None, trainer: L.Trainer, model: AigcModule
+) -> tuple[str, dict[str, Any]] | None:
+    """The checkpoint file to resume from, and its contents, for ``ckpt_path`` ``None`` (none), a
+    path, or ``"last"`` of this run directory.
 
     Lightning itself treats a missing ``"last"`` checkpoint as a fresh start with a warning; a user
     who asked to resume should hear that there is nothing to resume instead.
@@ -109,7 +112,7 @@ def resolve_ckpt_path(ckpt_path: str | None, trainer: L.Trainer, model: AigcModu
             f"{type(model).__name__}: resume with the same model/experiment overrides as that run"
         )
     _check_shapes(checkpoint["state_dict"], model.state_dict(), path)
-    return str(path)
+    return str(path), checkpoint
 
 
 def _check_shapes(saved: dict[str, Any], built: dict[str, torch.Tensor], path: Path) -> None:
