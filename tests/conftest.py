@@ -30,6 +30,18 @@ TINY_LM = [
 ]
 
 
+def tiny_run(make_cfg, data_dir: Path, *overrides: str, output_dir: Path | None = None):
+    """The config of a tiny GAN on the tiny MNIST in ``data_dir``: 3 batches of 32 an epoch."""
+    return make_cfg(
+        f"paths.data_dir={data_dir}",
+        "data.batch_size=32",
+        "data.val_fraction=0.25",
+        *TINY_GAN,
+        *overrides,
+        output_dir=output_dir,
+    )
+
+
 def run_train_cli(
     *args: str, cwd: Path = ROOT, data_dir: Path | None = None, launcher: Sequence[str] = ()
 ) -> subprocess.CompletedProcess:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_GAN
+from conftest import tiny_run
 
 from aigc.callbacks import SafeCheckpointIO
 from aigc.callbacks import checkpoint as checkpoint_module
@@ -57,17 +57,8 @@ def test_resume_falls_back_from_an_unreadable_last_checkpoint(
     make_cfg, tiny_mnist: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     def run(*overrides: str) -> None:
-        train(
-            make_cfg(
-                f"paths.data_dir={tiny_mnist}",
-                "data.batch_size=32",
-                "data.val_fraction=0.25",
-                "logger=none",
-                "callbacks.samples.every_n_steps=0",
-                *TINY_GAN,
-                *overrides,
-            )
-        )
+        quiet = ("logger=none", "callbacks.samples.every_n_steps=0")
+        train(tiny_run(make_cfg, tiny_mnist, *quiet, *overrides))
 
     run("trainer.max_epochs=2")
     folder = tmp_path / "run" / "checkpoints"

@@ -4,22 +4,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_GAN, run_train_cli
+from conftest import run_train_cli, tiny_run
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from aigc.errors import CheckpointError, ConfigError
 from aigc.train import train
-
-
-def tiny_run(make_cfg, data_dir: Path, *overrides: str, output_dir: Path | None = None):
-    return make_cfg(
-        f"paths.data_dir={data_dir}",
-        "data.batch_size=32",
-        "data.val_fraction=0.25",
-        *TINY_GAN,
-        *overrides,
-        output_dir=output_dir,
-    )
 
 
 @pytest.mark.parametrize("data", ["mnist", "fashion_mnist", "cifar10"])
