@@ -1,8 +1,9 @@
 """Errors that the user can fix: reported as one clear line, without a traceback."""
 
+import logging
 import sys
 from collections.abc import Callable
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
@@ -44,10 +45,20 @@ def exit_on_user_error(run: Callable[[], T]) -> T:
     try:
         return run()
     except (AigcError, MissingMandatoryValue, InterpolationResolutionError) as err:
-        sys.exit(f"error: {one_line(err)}")
+        _exit(f"error: {one_line(err)}")
     except OSError as err:
         where = f"{err.filename}: " if err.filename else ""
-        sys.exit(f"error: {where}{err.strerror or one_line(err)}")
+        _exit(f"error: {where}{err.strerror or one_line(err)}")
+
+
+def _exit(message: str) -> NoReturn:
+    """Ends the process with ``message`` on stderr, written also to the run's log file (Hydra's
+    ``<run dir>/train.log``), so that the log of a failed run says why it failed."""
+    record = logging.LogRecord(__name__, logging.ERROR, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+    sys.exit(message)
 
 
 def one_line(err: BaseException) -> str:

@@ -8,22 +8,24 @@ python train.py --cfg job       # the composed config
 import json
 import logging
 import shlex
-import warnings
+import signal
 from pathlib import Path
 
 import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig
 
-from aigc.callbacks import SafeCheckpointIO
+from aigc.callbacks import Interruption, SafeCheckpointIO
 from aigc.callbacks.validation import FinalValidation
 from aigc.core.checkpoints import resolve_ckpt_path
 from aigc.core.module import GenerativeModule
 from aigc.errors import ConfigError, exit_on_user_error
 from aigc.paths import CONFIG_DIR, METRICS_FILE
+from aigc.utils.console import quiet_library_notices
 from aigc.utils.distributed import check_launch, strategy_for
 from aigc.utils.instantiate import (
     instantiate,
@@ -31,6 +33,7 @@ from aigc.utils.instantiate import (
     instantiate_model,
     instantiate_trainer,
 )
+from aigc.utils.run_dir import removed_if_failed_empty
 from aigc.utils.runtime import check_accelerator
 
 log = logging.getLogger(__name__)
@@ -38,8 +41,7 @@ log = logging.getLogger(__name__)
 
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
     """Seeds everything and instantiates the datamodule, the model and the trainer."""
-    # The datasets are tensors in memory: worker processes would only add copying.
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    quiet_library_notices()
     check_accelerator(cfg.trainer.accelerator)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
@@ -47,7 +49,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     trainer = instantiate_trainer(
         cfg.trainer,
         strategy=strategy_for(cfg.trainer.strategy, model),
-        callbacks=[*instantiate_list(cfg.get("callbacks")), FinalValidation()],
+        callbacks=[*instantiate_list(cfg.get("callbacks")), FinalValidation(), Interruption()],
         logger=instantiate_list(cfg.get("logger")) or False,
         plugins=[SafeCheckpointIO()],
     )
@@ -65,7 +67,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
         ckpt_path, checkpoint = resumed
         continue_curves(trainer, checkpoint["global_step"])
     log.info("Run directory: %s", cfg.paths.output_dir)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    except SIGTERMException:
+        raise SystemExit(interrupted(Path(cfg.paths.output_dir), trainer)) from None
     # Each stage replaces the trainer's metrics: gather them as they come.
     metrics = final_metrics(trainer)
     final_validation = FinalValidation.of(trainer)
@@ -84,9 +89,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 def next_steps(run: Path, trainer: L.Trainer, model: L.LightningModule) -> str:
     """Where a finished run's outputs are, and the commands that look at them or go on."""
-    choices, overrides = {}, []
-    if HydraConfig.initialized():  # a command-line run (not a test composing its config)
-        choices, overrides = HydraConfig.get().runtime.choices, HydraConfig.get().overrides.task
+    # A command-line run has Hydra's choices; a test composing its config has none.
+    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
     lines = [f"Finished. Run directory: {run}", f"  checkpoints   {run / 'checkpoints'}"]
     if any(isinstance(logger, TensorBoardLogger) for logger in trainer.loggers):
         lines.append(f"  TensorBoard   tensorboard --logdir {run / 'tensorboard'}")
@@ -96,12 +100,33 @@ def next_steps(run: Path, trainer: L.Trainer, model: L.LightningModule) -> str:
         lines.append(f"  sample        python generate.py ckpt_path={run}")
         data = f" data={choices['data']}" if "data" in choices else ""
         lines.append(f"  score         python eval.py ckpt_path={run}{data}")
-    kept = [o for o in overrides if not o.startswith(("ckpt_path=", "hydra.run.dir="))]
     lines.append(
-        f"  train on      python train.py {shlex.join([*kept, f'hydra.run.dir={run}'])} "
-        "ckpt_path=last, with more trainer.max_epochs or trainer.max_steps"
+        f"  train on      {resume_command(run)}, with more trainer.max_epochs or trainer.max_steps"
     )
     return "\n".join(lines)
+
+
+def interrupted(run: Path, trainer: L.Trainer) -> int:
+    """Says where an interrupted run's checkpoint is and how to go on; returns the exit status a
+    shell gives a process ended by that signal (130 for Ctrl-C, 143 for SIGTERM)."""
+    interruption = Interruption.of(trainer)
+    signum = interruption.signal if interruption and interruption.signal else signal.SIGTERM
+    callback = trainer.checkpoint_callback
+    if trainer.is_global_zero and callback is not None and callback.last_model_path:
+        log.warning(
+            "Interrupted at step %d; saved %s. Go on with:\n  %s",
+            trainer.global_step,
+            callback.last_model_path,
+            resume_command(run),
+        )
+    return 128 + signum
+
+
+def resume_command(run: Path) -> str:
+    """The command that goes on training the run in ``run`` from its last checkpoint."""
+    overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+    kept = [o for o in overrides if not o.startswith(("ckpt_path=", "hydra.run.dir="))]
+    return f"python train.py {shlex.join([*kept, f'hydra.run.dir={run}'])} ckpt_path=last"
 
 
 def continue_curves(trainer: L.Trainer, step: int) -> None:
@@ -130,7 +155,8 @@ def optimized_value(cfg: DictConfig, metrics: dict[str, float]) -> float | None:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    return exit_on_user_error(lambda: optimized_value(cfg, train(cfg)))
+    with removed_if_failed_empty(Path(cfg.paths.output_dir)):
+        return exit_on_user_error(lambda: optimized_value(cfg, train(cfg)))
 
 
 if __name__ == "__main__":

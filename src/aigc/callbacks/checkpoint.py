@@ -3,6 +3,7 @@ step."""
 
 import io
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,24 +21,35 @@ PARTIAL_SUFFIX = ".partial"
 
 
 class Checkpoint(ModelCheckpoint):
-    """Lightning's ModelCheckpoint, plus a last.ckpt save when training ends between checkpoints,
-    and no partial files left behind by a run that was killed while writing one.
+    """Lightning's ModelCheckpoint, plus a last.ckpt save when training ends or is interrupted
+    between checkpoints, and no partial files left behind by a run that was killed while writing
+    one.
 
     Step-based runs (the language model validates and checkpoints every N steps) would otherwise
     end with a last.ckpt from the last validation, losing the steps after it.
     """
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        super().setup(trainer, pl_module, stage)
+        # Lightning warns about a folder that is not empty. Here it never means a mix-up: a run
+        # writes there only when it resumes from it, and a fresh run into another run's
+        # checkpoints is refused before training (core.checkpoints.resolve_ckpt_path).
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Checkpoint directory .* exists and is not empty")
+            super().setup(trainer, pl_module, stage)
         if trainer.is_global_zero and self.dirpath and Path(self.dirpath).is_dir():
             for partial in Path(self.dirpath).glob(f"*{PARTIAL_SUFFIX}"):
                 partial.unlink(missing_ok=True)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.save_current_step(trainer)
+        super().on_train_end(trainer, pl_module)
+
+    def save_current_step(self, trainer: L.Trainer) -> None:
+        """Writes last.ckpt unless this step is saved already: when training ends, and when it is
+        interrupted (callbacks.Interruption)."""
         unsaved_steps = self._last_global_step_saved != trainer.global_step
         if self.save_last and unsaved_steps and not self._should_skip_saving_checkpoint(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
-        super().on_train_end(trainer, pl_module)
 
 
 class SafeCheckpointIO(TorchCheckpointIO):

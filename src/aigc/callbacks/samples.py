@@ -34,29 +34,32 @@ class SampleLogger(L.Callback):
         self.sampling = sampling
         self.every_n_steps = every_n_steps
         self.on_epoch_end = on_epoch_end
+        self._sampled_step: int | None = None
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
         step = trainer.global_step
         if self.every_n_steps > 0 and step % self.every_n_steps == 0:
-            self._log(trainer, pl_module, tag="samples/step")
+            self._log(trainer, pl_module)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.on_epoch_end:
-            self._log(trainer, pl_module, tag="samples/epoch_end")
+            self._log(trainer, pl_module)
 
-    def _log(self, trainer: L.Trainer, pl_module: L.LightningModule, tag: str) -> None:
-        if trainer.sanity_checking or trainer.fast_dev_run:
+    def _log(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        step = trainer.global_step
+        # An epoch that ends on a multiple of every_n_steps was sampled at its last batch already.
+        if trainer.sanity_checking or trainer.fast_dev_run or step == self._sampled_step:
             return
         if not isinstance(pl_module, GenerativeModule):
             return
+        self._sampled_step = step
         samples = self._sample(trainer, pl_module)
         if not trainer.is_global_zero:
             return
-        step = trainer.global_step
         samples.save(self.dirpath / f"step_{step:07d}")
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
-                samples.to_tensorboard(logger.experiment, tag, step)
+                samples.to_tensorboard(logger.experiment, "samples", step)
 
     def _sample(self, trainer: L.Trainer, pl_module: GenerativeModule) -> Samples:
         """``pl_module.sample_from_config(sampling)``, run inside the FSDP wrapper's forward under

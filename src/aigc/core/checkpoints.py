@@ -85,12 +85,18 @@ def resolve_ckpt_path(
     path, or ``"last"`` of this run directory.
 
     Lightning itself treats a missing ``"last"`` checkpoint as a fresh start with a warning; a user
-    who asked to resume should hear that there is nothing to resume instead.
+    who asked to resume should hear that there is nothing to resume instead. A fresh start in a
+    folder that holds another run's checkpoints is refused: it would overwrite them.
     """
+    callback = trainer.checkpoint_callback
     if ckpt_path is None:
+        if callback is not None and callback.dirpath and any(Path(callback.dirpath).glob("*.ckpt")):
+            raise CheckpointError(
+                f"{callback.dirpath} holds the checkpoints of an earlier run: go on with it "
+                "(ckpt_path=last), or start this run in another hydra.run.dir"
+            )
         return None
     if ckpt_path == "last":
-        callback = trainer.checkpoint_callback
         if callback is None or callback.dirpath is None:
             raise CheckpointError(
                 "ckpt_path=last needs the model_checkpoint callback (callbacks=default)"
