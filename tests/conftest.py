@@ -132,10 +132,13 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """Makes every download fail at once, as on a machine without internet."""
     import urllib.request
 
+    import torch.hub
+
     def refuse(*args, **kwargs):
         raise urllib.error.URLError("network disabled in tests")
 
     monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(torch.hub, "urlopen", refuse)  # its own reference to it
 
 
 def compose_config(config_name: str, *overrides: str) -> DictConfig:

@@ -1,9 +1,9 @@
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
-import torchmetrics.image.fid
 from torch import nn
 
 from aigc.core.module import MODEL_CLASS_KEY
@@ -14,6 +14,7 @@ from aigc.metrics import (
     extract_features,
     image_scores,
     inception_available,
+    inception_fid,
     load_feature_network,
     prdc,
 )
@@ -159,9 +160,50 @@ def test_load_feature_network_refuses_a_gan(tmp_path: Path) -> None:
         load_feature_network(path)
 
 
-def test_inception_unavailable_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
-    # As without the torch-fidelity package; nothing is downloaded.
-    monkeypatch.setattr(torchmetrics.image.fid, "_TORCH_FIDELITY_AVAILABLE", False)
+def test_standard_fid_without_the_fid_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "torch_fidelity.feature_extractor_inceptionv3", None)
     available, reason = inception_available()
     assert not available
-    assert "InceptionV3" in reason and "not comparable with published FIDs" in reason
+    assert reason == (
+        "standard FID (InceptionV3) needs the fid extra: pip install -e '.[fid]' (torch-fidelity)"
+    )
+
+
+def test_standard_fid_without_weights_offline_says_where_to_put_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: None
+) -> None:
+    pytest.importorskip("torch_fidelity", reason="the fid extra: pip install -e '.[fid]'")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # torch's hub cache, without the weights
+    available, reason = inception_available()
+    assert not available and "\n" not in reason
+    weights = tmp_path / "hub" / "checkpoints" / "weights-inception-2015-12-05-6726825d.pth"
+    assert reason.startswith(
+        "standard FID (InceptionV3) needs weights that could not be downloaded"
+    )
+    assert reason.endswith(f".pth at {weights}") and "network disabled in tests" in reason
+    assert list(weights.parent.iterdir()) == []  # no partial file left
+
+
+def test_standard_fid_with_damaged_weights_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("torch_fidelity", reason="the fid extra: pip install -e '.[fid]'")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    weights = tmp_path / "hub" / "checkpoints" / "weights-inception-2015-12-05-6726825d.pth"
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"cut short")
+    available, reason = inception_available()
+    assert not available and "\n" not in reason
+    assert reason.startswith(f"the InceptionV3 weights {weights} could not be loaded")
+
+
+def test_standard_fid_where_the_weights_are() -> None:
+    pytest.importorskip("torch_fidelity", reason="the fid extra: pip install -e '.[fid]'")
+    weights = (
+        Path(torch.hub.get_dir()) / "checkpoints" / "weights-inception-2015-12-05-6726825d.pth"
+    )
+    if not weights.is_file():
+        pytest.skip(f"the InceptionV3 weights are not at {weights} (downloaded on first use)")
+    assert inception_available() == (True, "standard FID with InceptionV3 (torch-fidelity)")
+    real, other = blobs(16, seed=1), blobs(16, seed=2)
+    assert inception_fid(real, real) < 1.0 < inception_fid(real, other)

@@ -1,13 +1,11 @@
-"""Samples save and show themselves: grids with a labelled row per caption, text files,
-TensorBoard."""
+"""Samples save and show themselves: grids with a labelled row per caption, text files."""
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from torch.utils.tensorboard import SummaryWriter
 
 from aigc.core.samples import Samples
 from aigc.errors import ConfigError
@@ -57,15 +55,11 @@ def test_cat_keeps_order_and_captions() -> None:
     assert len(whole) == 3 and whole.captions == ["a", "a", "b"]
 
 
-def test_samples_show_in_tensorboard(tmp_path: Path) -> None:
-    writer = SummaryWriter(tmp_path)
-    Samples(images=images(4), captions=["x"] * 4).to_tensorboard(writer, "grid", 3)
-    Samples(texts=["hello"]).to_tensorboard(writer, "text", 3)
-    writer.close()
-    events = EventAccumulator(str(tmp_path), size_guidance={"images": 0, "tensors": 0})
-    events.Reload()
-    assert [e.step for e in events.Images("grid")] == [3]
-    assert "text/text_summary" in events.Tags()["tensors"]
+def test_picture_is_the_grid() -> None:
+    samples = Samples(images=images(4, channels=3), captions=["x"] * 4)
+    picture = samples.picture()
+    assert picture.mode == "RGB"
+    assert torch.equal(torch.from_numpy(np.asarray(picture)).permute(2, 0, 1), samples.grid())
 
 
 def test_samples_hold_images_or_texts() -> None:

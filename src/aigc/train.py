@@ -14,12 +14,12 @@ from pathlib import Path
 import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
-from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig
 
 from aigc.callbacks import Interruption, SafeCheckpointIO
+from aigc.callbacks.loggers import LoggerRunIds, continue_runs, finish_runs, viewer_commands
 from aigc.callbacks.validation import FinalValidation
 from aigc.core.checkpoints import resolve_ckpt_path
 from aigc.core.module import GenerativeModule
@@ -49,7 +49,12 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     trainer = instantiate_trainer(
         cfg.trainer,
         strategy=strategy_for(cfg.trainer.strategy, model),
-        callbacks=[*instantiate_list(cfg.get("callbacks")), FinalValidation(), Interruption()],
+        callbacks=[
+            *instantiate_list(cfg.get("callbacks")),
+            FinalValidation(),
+            Interruption(),
+            LoggerRunIds(),
+        ],
         logger=instantiate_list(cfg.get("logger")) or False,
         plugins=[SafeCheckpointIO()],
     )
@@ -65,7 +70,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     resumed = resolve_ckpt_path(cfg.get("ckpt_path"), trainer, model)
     if resumed is not None:
         ckpt_path, checkpoint = resumed
-        continue_curves(trainer, checkpoint["global_step"])
+        run_dir = Path(cfg.paths.output_dir).resolve()
+        continue_runs(trainer, checkpoint, Path(ckpt_path).resolve().is_relative_to(run_dir))
     log.info("Run directory: %s", cfg.paths.output_dir)
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
@@ -84,6 +90,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         path = Path(cfg.paths.output_dir) / METRICS_FILE
         path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
         log.info(next_steps(Path(cfg.paths.output_dir), trainer, model))
+    finish_runs(trainer.loggers)
     return metrics
 
 
@@ -92,8 +99,7 @@ def next_steps(run: Path, trainer: L.Trainer, model: L.LightningModule) -> str:
     # A command-line run has Hydra's choices; a test composing its config has none.
     choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
     lines = [f"Finished. Run directory: {run}", f"  checkpoints   {run / 'checkpoints'}"]
-    if any(isinstance(logger, TensorBoardLogger) for logger in trainer.loggers):
-        lines.append(f"  TensorBoard   tensorboard --logdir {run / 'tensorboard'}")
+    lines += [f"  {name:<14}{command}" for name, command in viewer_commands(trainer.loggers)]
     if isinstance(model, GenerativeModule):
         if (run / "samples").is_dir():
             lines.append(f"  samples       {run / 'samples'}")
@@ -127,14 +133,6 @@ def resume_command(run: Path) -> str:
     overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
     kept = [o for o in overrides if not o.startswith(("ckpt_path=", "hydra.run.dir="))]
     return f"python train.py {shlex.join([*kept, f'hydra.run.dir={run}'])} ckpt_path=last"
-
-
-def continue_curves(trainer: L.Trainer, step: int) -> None:
-    """A resumed run's TensorBoard curves drop what the first run logged after its checkpoint
-    (``step`` on): those steps are trained and logged again, and would otherwise appear twice."""
-    for logger in trainer.loggers:
-        if isinstance(logger, TensorBoardLogger):
-            logger._kwargs["purge_step"] = step  # read when its SummaryWriter is created
 
 
 def final_metrics(trainer: L.Trainer) -> dict[str, float]:

@@ -1,13 +1,14 @@
-"""Shows what the model generates, as training goes: TensorBoard and files in the run directory."""
+"""Shows what the model generates, as training goes: in the loggers and as files in the run
+directory."""
 
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.strategies import FSDPStrategy
 from lightning.pytorch.strategies.strategy import _ForwardRedirection
 
+from aigc.callbacks.loggers import log_samples
 from aigc.core.module import GenerativeModule
 from aigc.core.samples import Samples
 
@@ -17,10 +18,10 @@ class SampleLogger(L.Callback):
     says (the same settings ``generate.py`` takes, so a grid seen here is drawn again, identically,
     by ``generate.py`` from the checkpoint of that step).
 
-    Samples go to TensorBoard (images or text tab) and to ``<dirpath>/step_XXXXXXX.png`` (or
-    ``.txt``). Models that generate nothing, such as classifiers, are skipped. With several
-    processes every rank samples, since a sharded model needs all of them to gather its weights,
-    and rank 0 writes.
+    Samples go to the loggers that show pictures or texts (TensorBoard, MLflow, W&B) and to
+    ``<dirpath>/step_XXXXXXX.png`` (or ``.txt``). Models that generate nothing, such as
+    classifiers, are skipped. With several processes every rank samples, since a sharded model
+    needs all of them to gather its weights, and rank 0 writes.
     """
 
     def __init__(
@@ -58,8 +59,7 @@ class SampleLogger(L.Callback):
             return
         samples.save(self.dirpath / f"step_{step:07d}")
         for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                samples.to_tensorboard(logger.experiment, "samples", step)
+            log_samples(logger, samples, "samples", step)
 
     def _sample(self, trainer: L.Trainer, pl_module: GenerativeModule) -> Samples:
         """``pl_module.sample_from_config(sampling)``, run inside the FSDP wrapper's forward under

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
-from torch.utils.tensorboard import SummaryWriter
 from torchvision.utils import make_grid, save_image
 from tqdm import tqdm
 
@@ -68,7 +67,7 @@ class Samples:
             raise ConfigError(f"{path}: these samples are saved as a {self.suffix} file")
         path.parent.mkdir(parents=True, exist_ok=True)
         if self.images is not None:
-            Image.fromarray(self.grid().permute(1, 2, 0).squeeze(-1).numpy()).save(path)
+            self.picture().save(path)
         else:
             path.write_text("\n\n".join(self.texts) + "\n", encoding="utf-8")
         return path
@@ -85,14 +84,9 @@ class Samples:
                 path.write_text(self.texts[i] + "\n", encoding="utf-8")
         return paths
 
-    def to_tensorboard(self, writer: SummaryWriter, tag: str, step: int) -> None:
-        """Shows the samples in TensorBoard: the labelled grid (images tab) or the texts (text)."""
-        if self.images is not None:
-            writer.add_image(tag, self.grid(), global_step=step)
-        else:
-            # Markdown collapses plain newlines; a code block keeps the text as generated.
-            text = "\n\n".join(f"```\n{t}\n```" for t in self.texts)
-            writer.add_text(tag, text, global_step=step)
+    def picture(self) -> Image.Image:
+        """The ``grid`` as a picture: grayscale or RGB."""
+        return Image.fromarray(self.grid().permute(1, 2, 0).squeeze(-1).numpy())
 
     def grid(self) -> torch.Tensor:
         """The images as one uint8 picture ``(C, H, W)``: a row per caption, labelled on the left,

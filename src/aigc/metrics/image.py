@@ -11,10 +11,12 @@ ones, so reports name the network (``FeatureNetwork.name``).
 from __future__ import annotations
 
 import hashlib
+import socket
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 from torch import nn
@@ -31,6 +33,7 @@ from aigc.errors import CheckpointError, one_line
 from aigc.models.classifier import Classifier, ConvClassifier
 
 TRAIN_HINT = "train one with `python train.py experiment=mnist_classifier`"
+_DOWNLOAD_TIMEOUT_S = 30
 
 
 class FeatureNetwork(nn.Module):
@@ -282,14 +285,53 @@ def reference_features(
 def inception_available() -> tuple[bool, str]:
     """Whether the standard InceptionV3 FID can be computed here, and a line saying why not.
 
-    Needs the ``torch-fidelity`` package and its InceptionV3 weights, downloaded on first use.
+    Needs the ``torch-fidelity`` package (the ``fid`` extra) and its InceptionV3 weights, which
+    are downloaded into torch's hub cache on first use, where torch-fidelity then finds them.
     """
     try:
-        FrechetInceptionDistance(feature=2048)
-    except Exception as err:  # a missing package, no network, a corrupt download: all mean no
+        from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
+    except ImportError:
         return False, (
-            f"standard FID needs InceptionV3 weights, which could not be loaded ({err}); the "
-            "classifier FID is reported instead, and its numbers are not comparable with "
-            "published FIDs"
+            "standard FID (InceptionV3) needs the fid extra: pip install -e '.[fid]' "
+            "(torch-fidelity)"
+        )
+    path = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(URL_INCEPTION_V3).path).name
+    if not path.is_file():
+        # A network that drops packets fails after this long, instead of hanging.
+        timeout = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(_DOWNLOAD_TIMEOUT_S)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(URL_INCEPTION_V3, str(path), progress=False)
+        except OSError as err:  # no network (URLError), a refused write
+            return False, (
+                f"standard FID (InceptionV3) needs weights that could not be downloaded "
+                f"({one_line(err)}): put {URL_INCEPTION_V3} at {path}"
+            )
+        finally:
+            socket.setdefaulttimeout(timeout)
+    try:
+        FrechetInceptionDistance(feature=2048)  # reads the weights from there
+    except Exception as err:  # a damaged file: torch and zipfile raise their own kinds
+        return False, (
+            f"the InceptionV3 weights {path} could not be loaded ({one_line(err)}): delete the "
+            "file to download it again"
         )
     return True, "standard FID with InceptionV3 (torch-fidelity)"
+
+
+def inception_fid(
+    real: torch.Tensor, fake: torch.Tensor, device: torch.device | str = "cpu"
+) -> float:
+    """The standard FID between two sets of images ``(N, C, H, W)``, float in [-1, 1] or uint8
+    in [0, 255], gray or RGB: torchmetrics' InceptionV3 computation (see ``inception_available``).
+    """
+    fid = FrechetInceptionDistance(feature=2048, normalize=True).to(device)
+    for images, is_real in ((real, True), (fake, False)):
+        for batch in images.split(500):
+            batch = batch.to(device)
+            if batch.dtype == torch.uint8:
+                batch = to_signed_unit_range(batch)
+            # InceptionV3 takes RGB in [0, 1].
+            fid.update(((batch.float() + 1) / 2).expand(-1, 3, -1, -1), real=is_real)
+    return float(fid.compute())

@@ -11,7 +11,6 @@ import lightning as L
 import torch
 from hydra.utils import get_class
 from omegaconf import DictConfig
-from torchmetrics.image.fid import FrechetInceptionDistance
 
 from aigc.core.conditioning import Condition, spread
 from aigc.core.module import GenerativeModule
@@ -21,6 +20,7 @@ from aigc.metrics.image import (
     extract_features,
     image_scores,
     inception_available,
+    inception_fid,
     load_feature_network,
     reference_features,
 )
@@ -140,10 +140,4 @@ def _inception_fid(
     available, why_not = inception_available()
     if not available:
         return why_not
-    fid = FrechetInceptionDistance(feature=2048, normalize=True).to(device)
-    # InceptionV3 takes RGB in [0, 1].
-    for images in datamodule.test_set.images.split(500):
-        fid.update((images.to(device) / 255).expand(-1, 3, -1, -1), real=True)
-    for images in fake.split(500):
-        fid.update(((images.to(device) + 1) / 2).expand(-1, 3, -1, -1), real=False)
-    return float(fid.compute())
+    return inception_fid(datamodule.test_set.images, fake, device)
