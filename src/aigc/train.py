@@ -16,7 +16,7 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.model_helpers import is_overridden
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from aigc.callbacks import Interruption, SafeCheckpointIO
 from aigc.callbacks.loggers import LoggerRunIds, continue_runs, finish_runs, viewer_commands
@@ -72,7 +72,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
         ckpt_path, checkpoint = resumed
         run_dir = Path(cfg.paths.output_dir).resolve()
         continue_runs(trainer, checkpoint, Path(ckpt_path).resolve().is_relative_to(run_dir))
-    log.info("Run directory: %s", cfg.paths.output_dir)
+    if trainer.is_global_zero:
+        config = OmegaConf.to_yaml(cfg, resolve=True).rstrip()  # each group under its name
+        log.info("Config (saved in .hydra/config.yaml):\n%s", config)
+        log.info("Run directory: %s", cfg.paths.output_dir)
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     except SIGTERMException:
