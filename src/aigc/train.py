@@ -96,6 +96,7 @@ def next_steps(run: Path, trainer: L.Trainer, model: L.LightningModule) -> str:
         lines.append(f"  sample        python generate.py ckpt_path={run}")
         data = f" data={choices['data']}" if "data" in choices else ""
         lines.append(f"  score         python eval.py ckpt_path={run}{data}")
+    lines.append(f"  export        python export.py ckpt_path={run} out={run / 'export'}")
     kept = [o for o in overrides if not o.startswith(("ckpt_path=", "hydra.run.dir="))]
     lines.append(
         f"  train on      python train.py {shlex.join([*kept, f'hydra.run.dir={run}'])} "
