@@ -1,5 +1,5 @@
-# The image runs train.py, generate.py, eval.py and the scripts. torch's default Linux wheels
-# carry CUDA, so `docker run --gpus all` uses a GPU; a much smaller CPU-only image:
+# The image runs train.py, generate.py, eval.py, export.py and the scripts. torch's default Linux
+# wheels carry CUDA, so `docker run --gpus all` uses a GPU; a much smaller CPU-only image:
 # `docker build --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cpu -t aigc-cpu .`
 FROM python:3.11-slim
 ARG TORCH_INDEX=""
@@ -7,7 +7,7 @@ ARG TORCH_INDEX=""
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY src ./src
-COPY train.py generate.py eval.py ./
+COPY train.py generate.py eval.py export.py ./
 COPY scripts ./scripts
 # The configs travel inside the package, so a plain (non-editable) install finds them.
 RUN if [ -n "$TORCH_INDEX" ]; then \

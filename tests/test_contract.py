@@ -1,7 +1,8 @@
 """The contract every model config in configs/model/ keeps: it builds on tiny data, trains a few
 steps, samples through the one interface, and its checkpoint rebuilds with
-``torch.load(weights_only=True)`` into a model that samples exactly the same; a run stopped dead in
-the middle of an epoch resumes to exactly the weights of a run never stopped.
+``torch.load(weights_only=True)`` into a model that samples exactly the same, as does its export
+(safetensors and config.json); a run stopped dead in the middle of an epoch resumes to exactly the
+weights of a run never stopped.
 
 A new family is covered by adding its config and a line to ``TINY`` below (the test fails for a
 config without one).
@@ -17,6 +18,7 @@ from lightning.pytorch.callbacks import Callback
 
 from aigc.core.checkpoints import load_model
 from aigc.core.module import GenerativeModule
+from aigc.core.pretrained import from_pretrained, save_pretrained
 from aigc.core.samples import Samples
 from aigc.paths import CONFIG_DIR
 from aigc.train import train
@@ -98,9 +100,11 @@ def test_model_config_keeps_the_contract(
 
     trained = load_model(path)
     rebuilt = load_model(tmp_path / "run")  # and from the run directory
+    exported = from_pretrained(save_pretrained(trained, tmp_path / "export"))
     if not isinstance(trained, GenerativeModule):
         images = torch.rand(4, *trained.hparams.image_shape) * 2 - 1
-        torch.testing.assert_close(trained(images), rebuilt(images), rtol=0, atol=0)
+        for model in (rebuilt, exported):
+            torch.testing.assert_close(trained(images), model(images), rtol=0, atol=0)
         return
 
     def draw(model: GenerativeModule, **settings) -> Samples:
@@ -109,16 +113,22 @@ def test_model_config_keeps_the_contract(
             sampling["max_new_tokens"] = 5
         return model.sample_from_config(sampling)
 
-    first, again = draw(trained), draw(rebuilt)
+    # The export holds the averaged weights, which sampling uses by default; or the raw ones.
+    raw = from_pretrained(save_pretrained(trained, tmp_path / "export_raw", ema=False))
+    first, again, portable = draw(trained), draw(rebuilt), draw(exported)
+    raw_samples, portable_raw = draw(rebuilt, ema=False), draw(raw)
     assert len(first) > 0
     if first.images is not None:
         assert first.images.dtype == torch.float32 and first.images.abs().max() <= 1.0
-        torch.testing.assert_close(first.images, again.images, rtol=0, atol=0)
+        for other in (again, portable):
+            torch.testing.assert_close(first.images, other.images, rtol=0, atol=0)
+        torch.testing.assert_close(raw_samples.images, portable_raw.images, rtol=0, atol=0)
         # The averaged weights are not the raw ones.
-        assert not torch.equal(first.images, draw(rebuilt, ema=False).images)
+        assert not torch.equal(first.images, raw_samples.images)
     else:
-        assert first.texts == again.texts
-    assert first.captions == again.captions
+        assert first.texts == again.texts == portable.texts
+        assert raw_samples.texts == portable_raw.texts
+    assert first.captions == again.captions == portable.captions
 
 
 @pytest.mark.parametrize(("config", "extra"), cases())

@@ -40,15 +40,21 @@ def ignored(path: str) -> bool:
     )
 
 
+def entry_points() -> list[str]:
+    """The scripts at the top of the checkout that run the package's entry points."""
+    return sorted(path.name for path in ROOT.glob("*.py") if "from aigc." in path.read_text())
+
+
 def test_the_image_holds_what_the_entry_points_and_install_need() -> None:
     sources = copied()
-    needed = {"pyproject.toml", "README.md", "src", "train.py", "generate.py", "eval.py", "scripts"}
+    assert {"train.py", "generate.py", "eval.py", "export.py"} <= set(entry_points())
+    needed = {"pyproject.toml", "README.md", "src", "scripts", *entry_points()}
     assert needed <= sources
     for source in sources:
         assert (ROOT / source).exists(), source
         assert not ignored(source), f"{source} is copied but .dockerignore leaves it out"
     # The entry points import only the package, which src holds.
-    for entry in ("train.py", "generate.py", "eval.py"):
+    for entry in entry_points():
         imports = re.findall(r"^from (\S+) import|^import (\S+)", (ROOT / entry).read_text(), re.M)
         assert all((a or b).split(".")[0] == "aigc" for a, b in imports), entry
 

@@ -1,7 +1,7 @@
 """Evaluation entry point: the scorecard of a checkpoint, printed and saved as JSON.
 
 python eval.py ckpt_path=<image generator> data=mnist image.feature_ckpt=<classifier .ckpt>
-python eval.py ckpt_path=<language model> data=shakespeare       # a .ckpt file or a run dir
+python eval.py ckpt_path=<language model> data=shakespeare   # a .ckpt file, run dir or export
 """
 
 import json
@@ -11,7 +11,7 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
-from aigc.core.checkpoints import checkpoint_file, load_model
+from aigc.core.checkpoints import load_model, model_source
 from aigc.core.module import GenerativeModule
 from aigc.errors import ConfigError, exit_on_user_error
 from aigc.metrics import SCORECARDS
@@ -44,8 +44,11 @@ def report(results: Scores, path: Path) -> None:
 
 
 def output_path(cfg: DictConfig) -> Path:
-    """``cfg.output``, or metrics.json next to the checkpoint."""
-    return Path(cfg.output or checkpoint_file(cfg.ckpt_path).with_name(METRICS_FILE))
+    """``cfg.output``, or metrics.json next to the checkpoint (inside an exported folder)."""
+    if cfg.output:
+        return Path(cfg.output)
+    source = model_source(cfg.ckpt_path)
+    return (source if source.is_dir() else source.parent) / METRICS_FILE
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")

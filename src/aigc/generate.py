@@ -1,6 +1,6 @@
-"""Sampling entry point: images or text from any checkpoint the framework wrote.
+"""Sampling entry point: images or text from any checkpoint or export the framework wrote.
 
-python generate.py ckpt_path=<.ckpt or run dir>                 # samples.png or samples.txt
+python generate.py ckpt_path=<.ckpt, run dir or export>         # samples.png or samples.txt
 python generate.py ckpt_path=... label=7                        # a class-conditional model
 python generate.py ckpt_path=... prompt="a handwritten seven"   # a text-conditional model
 python generate.py ckpt_path=... prompt="ROMEO:" sampling.temperature=0.8

@@ -109,6 +109,7 @@ def next_steps(run: Path, trainer: L.Trainer, model: L.LightningModule) -> str:
         lines.append(f"  sample        python generate.py ckpt_path={run}")
         data = f" data={choices['data']}" if "data" in choices else ""
         lines.append(f"  score         python eval.py ckpt_path={run}{data}")
+    lines.append(f"  export        python export.py ckpt_path={run} out={run / 'export'}")
     lines.append(
         f"  train on      {resume_command(run)}, with more trainer.max_epochs or trainer.max_steps"
     )

@@ -1,6 +1,5 @@
 """Finding, checking and loading checkpoints before anything is trained or sampled from them."""
 
-import importlib
 import logging
 from pathlib import Path
 from typing import Any, TypeVar
@@ -8,14 +7,14 @@ from typing import Any, TypeVar
 import lightning as L
 import torch
 
+from aigc.core.families import family_class
 from aigc.core.module import MODEL_CLASS_KEY, AigcModule
+from aigc.core.pretrained import CONFIG_FILE, from_pretrained, is_export
 from aigc.errors import CheckpointError
 from aigc.paths import LAST_CHECKPOINT
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=AigcModule)
-# Checkpoints name their class; only classes from here are imported and rebuilt.
-_FAMILIES_PACKAGE = "aigc.models."
 
 
 def checkpoint_file(path: str | Path) -> Path:
@@ -26,8 +25,8 @@ def checkpoint_file(path: str | Path) -> Path:
             if candidate.is_file():
                 return candidate
         raise CheckpointError(
-            f"{path} is a folder without checkpoints/{LAST_CHECKPOINT}: give a run directory or "
-            "a .ckpt file"
+            f"{path} is a folder without checkpoints/{LAST_CHECKPOINT} or {CONFIG_FILE}: give a "
+            "run directory, a .ckpt file or a folder that aigc-export wrote"
         )
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
@@ -53,28 +52,28 @@ def model_class(checkpoint: dict[str, Any], path: str | Path) -> type[AigcModule
     key = checkpoint.get(MODEL_CLASS_KEY)
     if key is None:
         raise CheckpointError(f"{path} was not written by aigc's training (it names no model)")
-    module_name, _, class_name = str(key).rpartition(".")
-    if not module_name.startswith(_FAMILIES_PACKAGE):
-        raise CheckpointError(f"{path} names {key!r}, which is not an aigc model family")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as err:
-        raise CheckpointError(f"{path} names {key!r}, which this aigc does not have") from err
-    if not (isinstance(cls, type) and issubclass(cls, AigcModule)):
-        raise CheckpointError(f"{path} names {key!r}, which is not an aigc model family")
-    return cls
+    return family_class(key, path)
+
+
+def model_source(path: str | Path) -> Path:
+    """What ``load_model`` reads for ``path``: an exported folder as it is, else
+    ``checkpoint_file(path)``."""
+    return Path(path) if is_export(path) else checkpoint_file(path)
 
 
 def load_model(
     path: str | Path, device: str | torch.device = "cpu", expected: type[M] = AigcModule
 ) -> M:
-    """Rebuilds the model of a checkpoint (a file or a run directory), in eval mode and frozen;
-    a model that is not an ``expected`` is refused."""
-    path = checkpoint_file(path)
-    cls = model_class(load_checkpoint(path), path)
-    if not issubclass(cls, expected):
-        raise CheckpointError(f"{path} holds a {cls.__name__}, not a {expected.__name__}")
-    model = cls.load_from_checkpoint(path, map_location=device, weights_only=True)
+    """Rebuilds the model of a checkpoint (a file or a run directory) or of a folder that
+    aigc-export wrote, in eval mode and frozen; a model that is not an ``expected`` is refused."""
+    path = model_source(path)
+    if path.is_dir():
+        model = from_pretrained(path, device)
+    else:
+        cls = model_class(load_checkpoint(path), path)
+        model = cls.load_from_checkpoint(path, map_location=device, weights_only=True)
+    if not isinstance(model, expected):
+        raise CheckpointError(f"{path} holds a {type(model).__name__}, not a {expected.__name__}")
     return model.eval().requires_grad_(False)
 
 

@@ -32,6 +32,9 @@ class AigcModule(L.LightningModule):
     """
 
     ddp_find_unused_parameters: ClassVar[bool] = False
+    # Submodules that only training uses (the GAN's discriminator): exports leave their weights
+    # out, and a model rebuilt from an export has None in their place.
+    training_only: ClassVar[tuple[str, ...]] = ()
 
     @property
     def batch_keys(self) -> frozenset[str]:
@@ -41,6 +44,34 @@ class AigcModule(L.LightningModule):
     def class_key(cls) -> str:
         """The name checkpoints store to rebuild this class: ``module.QualifiedName``."""
         return f"{cls.__module__}.{cls.__qualname__}"
+
+    def export_hparams(self) -> dict[str, Any]:
+        """The constructor arguments of this model's export: its own, but uncompiled (compiling is
+        the choice of the machine that runs a model)."""
+        hparams = dict(self.hparams)
+        if "compile" in hparams:
+            hparams["compile"] = False
+        return hparams
+
+    def export_state_dict(self, ema: bool | None = None) -> dict[str, torch.Tensor]:
+        """The weights an export keeps: all but the training-only submodules'. ``ema`` chooses
+        between raw and averaged weights in models that keep an average; this one keeps none."""
+        if ema:
+            raise ConfigError(
+                f"ema=true, but this {type(self).__name__} keeps no average of its weights"
+            )
+        return {
+            name: tensor
+            for name, tensor in self.state_dict().items()
+            if name.split(".")[0] not in self.training_only
+        }
+
+    def drop_training_parts(self) -> "AigcModule":
+        """This model for inference only: without its training-only submodules, in eval mode and
+        frozen."""
+        for name in self.training_only:
+            setattr(self, name, None)
+        return self.eval().requires_grad_(False)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[MODEL_CLASS_KEY] = self.class_key()
@@ -156,15 +187,20 @@ class GenerativeModule(AigcModule):
         if condition is None and self.conditioning is not None:
             n, condition = spread(self.default_condition(), n)
         self._check_condition(condition, n)
-        if use_ema and self.ema is None:
+        network = self.generating_network(use_ema)
+        with torch.no_grad(), _eval_mode(self):
+            return self.draw(network, n, condition, generator, progress, **settings)
+
+    def generating_network(self, ema: bool | None = None) -> nn.Module:
+        """The network that samples: the averaged weights where the model keeps them (``ema``
+        None or True), else the raw ones (``ema=False``, or no average)."""
+        if ema and self.ema is None:
             raise ConfigError(
                 "ema=true, but this model keeps no average of its weights (model.ema_decay=null)"
             )
-        network = self.ema.module if self.ema is not None and use_ema is not False else None
-        with torch.no_grad(), _eval_mode(self):
-            return self.draw(
-                network or self.sampling_network, n, condition, generator, progress, **settings
-            )
+        if self.ema is not None and ema is not False:
+            return self.ema.module
+        return self.sampling_network
 
     def sample_from_config(
         self,
@@ -205,6 +241,26 @@ class GenerativeModule(AigcModule):
         self.ema = AveragedModel(
             self.sampling_network, multi_avg_fn=WarmupEMA(decay), use_buffers=True
         ).requires_grad_(False)  # DDP and the optimizers leave it alone
+
+    def export_hparams(self) -> dict[str, Any]:
+        hparams = super().export_hparams()
+        # The export holds the weights that sample with (see export_state_dict), and no average.
+        if "ema_decay" in hparams:
+            hparams["ema_decay"] = None
+        return hparams
+
+    def export_state_dict(self, ema: bool | None = None) -> dict[str, torch.Tensor]:
+        """All weights but the training-only submodules' and the average's, with the weights that
+        ``sample(ema=ema)`` uses in the sampling network's place."""
+        state = {
+            name: tensor
+            for name, tensor in super().export_state_dict().items()
+            if name.split(".")[0] != "ema"
+        }
+        prefix = next(name for name, m in self.named_modules() if m is self.sampling_network)
+        for name, tensor in self.generating_network(ema).state_dict().items():
+            state[f"{prefix}.{name}"] = tensor
+        return state
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.ema is not None:

@@ -27,7 +27,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
 
-from aigc.core.checkpoints import checkpoint_file, load_model
+from aigc.core.checkpoints import load_model, model_source
 from aigc.data.image import ImageDataModule, to_signed_unit_range
 from aigc.errors import CheckpointError, one_line
 from aigc.models.classifier import Classifier, ConvClassifier
@@ -73,9 +73,10 @@ class FeatureNetwork(nn.Module):
 
 
 def load_feature_network(ckpt_path: str | Path) -> FeatureNetwork:
-    """The feature network of a ``Classifier`` checkpoint written by ``train.py``."""
+    """The feature network of a ``Classifier`` checkpoint written by ``train.py``, or of its
+    export."""
     try:
-        path = checkpoint_file(ckpt_path)
+        path = model_source(ckpt_path)
         model = load_model(path, expected=Classifier)
     except CheckpointError as err:
         raise CheckpointError(f"feature network: {err}; {TRAIN_HINT}") from None

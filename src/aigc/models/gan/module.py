@@ -39,6 +39,8 @@ class GAN(GenerativeModule):
     # The discriminator's and the generator's backward passes each leave the other network
     # without gradients.
     ddp_find_unused_parameters = True
+    # Sampling needs the generator (and the text encoder), not the discriminator.
+    training_only = ("discriminator",)
 
     def __init__(
         self,

@@ -1,0 +1,6 @@
+"""Export a checkpoint: ``python export.py ckpt_path=<file> out=<folder>``. See README.md."""
+
+from aigc.export import main
+
+if __name__ == "__main__":
+    main()
