@@ -1,7 +1,9 @@
 """Shared fixtures: tiny datasets written in the real on-disk formats, and config composition."""
 
+import csv
 import gzip
 import hashlib
+import json
 import os
 import pickle
 import struct
@@ -14,20 +16,15 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
+from PIL import Image
 
 from aigc.paths import CONFIG_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 # Overrides that make the models small enough to train in a test.
 TINY_GAN = ["model.latent_dim=16", "model.generator_width=8", "model.discriminator_width=8"]
-TINY_LM = [
-    "model=transformer",
-    "data=text",
-    "model.block_size=16",
-    "model.n_layer=1",
-    "model.n_head=2",
-    "model.n_embd=16",
-]
+TINY_LM_SIZES = ["model.block_size=16", "model.n_layer=1", "model.n_head=2", "model.n_embd=16"]
+TINY_LM = ["model=transformer", "data=text", *TINY_LM_SIZES]
 
 
 def tiny_run(make_cfg, data_dir: Path, *overrides: str, output_dir: Path | None = None):
@@ -97,12 +94,11 @@ def tiny_mnist(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.fixture
-def tiny_cifar10(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A data dir holding a tiny CIFAR-10 in torchvision's pickled layout, checksums included."""
+def write_tiny_cifar10(root: Path) -> dict[str, object]:
+    """A tiny CIFAR-10 in torchvision's pickled layout under ``root``; returns the ``CIFAR10``
+    class attributes (file lists with their checksums) that make torchvision accept it."""
     from torchvision.datasets import CIFAR10
 
-    root = tmp_path / "data"
     folder = root / CIFAR10.base_folder
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -121,10 +117,55 @@ def tiny_cifar10(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     train_list = [write(f"data_batch_{i}", batch(32)) for i in range(1, 6)]
     test_list = [write("test_batch", batch(32))]
     name, md5 = write("batches.meta", {"label_names": [f"class{i}" for i in range(10)]})
-    monkeypatch.setattr(CIFAR10, "train_list", train_list)
-    monkeypatch.setattr(CIFAR10, "test_list", test_list)
-    monkeypatch.setattr(CIFAR10, "meta", {"filename": name, "key": "label_names", "md5": md5})
+    meta = {"filename": name, "key": "label_names", "md5": md5}
+    return {"train_list": train_list, "test_list": test_list, "meta": meta}
+
+
+def accept_tiny_cifar10(monkeypatch: pytest.MonkeyPatch, attributes: dict[str, object]) -> None:
+    from torchvision.datasets import CIFAR10
+
+    for name, value in attributes.items():
+        monkeypatch.setattr(CIFAR10, name, value)
+
+
+@pytest.fixture
+def tiny_cifar10(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A data dir holding a tiny CIFAR-10 in torchvision's pickled layout, checksums included."""
+    root = tmp_path / "data"
+    accept_tiny_cifar10(monkeypatch, write_tiny_cifar10(root))
     return root
+
+
+IMAGE_ROWS = [
+    ("red.png", "RGB", (40, 30), "a red square", "square"),
+    ("grey.jpg", "L", (16, 24), "a grey circle", "circle"),
+    ("sub/blue.png", "RGB", (64, 64), "a blue square", "square"),
+    ("dark.jpeg", "L", (20, 20), "a dark circle", "circle"),
+] * 4
+
+
+def write_image_folder(folder: Path, metadata: str = "jsonl", columns=("text", "label")) -> Path:
+    """A folder of images of several sizes and modes, in the layout of Hugging Face's
+    ``imagefolder`` (one subfolder too), described by ``metadata.jsonl`` or ``metadata.csv``."""
+    rng = np.random.default_rng(0)
+    records = []
+    for i, (name, mode, size, text, label) in enumerate(IMAGE_ROWS):
+        name = f"{i}_{name}" if "/" not in name else name.replace("/", f"/{i}_")
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shape = (size[1], size[0], 3) if mode == "RGB" else (size[1], size[0])
+        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(path)
+        record = {"file_name": name, "text": text, "label": label}
+        records.append({key: record[key] for key in ("file_name", *columns)})
+    if metadata == "jsonl":
+        lines = [json.dumps(record, ensure_ascii=False) for record in records]
+        (folder / "metadata.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    else:
+        with open(folder / "metadata.csv", "w", newline="", encoding="utf-8") as file:
+            writer = csv.DictWriter(file, fieldnames=["file_name", *columns])
+            writer.writeheader()
+            writer.writerows(records)
+    return folder
 
 
 @pytest.fixture
@@ -139,6 +180,26 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(urllib.request, "urlopen", refuse)
     monkeypatch.setattr(torch.hub, "urlopen", refuse)  # its own reference to it
+
+
+@pytest.fixture
+def offline_wandb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """W&B offline, with no network and nothing written outside ``tmp_path``."""
+    wandb = pytest.importorskip("wandb", reason="the wandb extra: pip install -e '.[wandb]'")
+    home = tmp_path / "wandb-home"
+    for name, value in {
+        "WANDB_MODE": "offline",
+        "WANDB_DIR": str(home),
+        "WANDB_CONFIG_DIR": str(home / "config"),
+        "WANDB_CACHE_DIR": str(home / "cache"),
+        "WANDB_DATA_DIR": str(home / "data"),
+        "WANDB_SILENT": "true",
+        "WANDB_DISABLE_GIT": "true",
+        "WANDB_DISABLE_CODE": "true",
+    }.items():
+        monkeypatch.setenv(name, value)
+    yield
+    wandb.finish()  # a test that failed mid-run leaves no run behind for the next one
 
 
 def compose_config(config_name: str, *overrides: str) -> DictConfig:

@@ -1,46 +1,16 @@
 """A user's own image folder: PNG and JPEG, RGB and grayscale, jsonl and csv metadata."""
 
-import csv
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from conftest import IMAGE_ROWS, write_image_folder
 from PIL import Image
 
 from aigc.data import ImageFolderDataModule
 from aigc.errors import DatasetError
 from aigc.train import train
-
-ROWS = [
-    ("red.png", "RGB", (40, 30), "a red square", "square"),
-    ("grey.jpg", "L", (16, 24), "a grey circle", "circle"),
-    ("sub/blue.png", "RGB", (64, 64), "a blue square", "square"),
-    ("dark.jpeg", "L", (20, 20), "a dark circle", "circle"),
-] * 4
-
-
-def write_folder(folder: Path, metadata: str = "jsonl", columns=("text", "label")) -> Path:
-    rng = np.random.default_rng(0)
-    records = []
-    for i, (name, mode, size, text, label) in enumerate(ROWS):
-        name = f"{i}_{name}" if "/" not in name else name.replace("/", f"/{i}_")
-        path = folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        shape = (size[1], size[0], 3) if mode == "RGB" else (size[1], size[0])
-        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(path)
-        record = {"file_name": name, "text": text, "label": label}
-        records.append({key: record[key] for key in ("file_name", *columns)})
-    if metadata == "jsonl":
-        lines = [json.dumps(record, ensure_ascii=False) for record in records]
-        (folder / "metadata.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    else:
-        with open(folder / "metadata.csv", "w", newline="", encoding="utf-8") as file:
-            writer = csv.DictWriter(file, fieldnames=["file_name", *columns])
-            writer.writeheader()
-            writer.writerows(records)
-    return folder
 
 
 def datamodule(folder: Path, **kwargs) -> ImageFolderDataModule:
@@ -54,7 +24,7 @@ def datamodule(folder: Path, **kwargs) -> ImageFolderDataModule:
 def test_images_of_any_size_and_mode_become_one_shape(
     tmp_path: Path, metadata: str, channels: int
 ) -> None:
-    dm = datamodule(write_folder(tmp_path, metadata), image_size=16, channels=channels)
+    dm = datamodule(write_image_folder(tmp_path, metadata), image_size=16, channels=channels)
     assert dm.image_shape == (channels, 16, 16)
     assert dm.batch_keys == {"image", "label", "text"}
     assert dm.class_names == ["circle", "square"]
@@ -66,17 +36,17 @@ def test_images_of_any_size_and_mode_become_one_shape(
         assert text.endswith(dm.class_names[label])  # each caption kept with its own image
     kwargs = dm.model_kwargs()
     assert kwargs["num_classes"] == 2 and kwargs["image_shape"] == (channels, 16, 16)
-    assert set(kwargs["sample_prompts"]) <= {row[3] for row in ROWS}
+    assert set(kwargs["sample_prompts"]) <= {row[3] for row in IMAGE_ROWS}
 
 
 def test_a_folder_without_labels_or_captions(tmp_path: Path) -> None:
-    dm = datamodule(write_folder(tmp_path, columns=()))
+    dm = datamodule(write_image_folder(tmp_path, columns=()))
     assert dm.batch_keys == {"image"} and dm.class_names is None
     assert dm.model_kwargs() == {"image_shape": (3, 32, 32)}
 
 
 def test_trains_a_text_conditional_gan(make_cfg, tmp_path: Path) -> None:
-    folder = write_folder(tmp_path / "images")
+    folder = write_image_folder(tmp_path / "images")
     metrics = train(
         make_cfg(
             "data=image_folder",
@@ -108,14 +78,14 @@ def test_empty_folder(tmp_path: Path) -> None:
 
 
 def test_row_naming_a_missing_image(tmp_path: Path) -> None:
-    folder = write_folder(tmp_path)
+    folder = write_image_folder(tmp_path)
     (folder / "0_red.png").unlink()
     with pytest.raises(DatasetError, match=r"lists 0_red\.png, which is missing"):
         datamodule(folder)
 
 
 def test_unreadable_image(tmp_path: Path) -> None:
-    folder = write_folder(tmp_path)
+    folder = write_image_folder(tmp_path)
     (folder / "1_grey.jpg").write_text("not a picture")
     with pytest.raises(DatasetError, match=r"1_grey\.jpg is not a readable image"):
         datamodule(folder)

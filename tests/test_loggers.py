@@ -46,26 +46,6 @@ def mlflow(tmp_path: Path, empty_mlflow_store: Path):
     return MlflowClient(f"sqlite:///{store}")
 
 
-@pytest.fixture
-def offline_wandb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """W&B offline, with no network and nothing written outside ``tmp_path``."""
-    wandb = pytest.importorskip("wandb", reason="the wandb extra: pip install -e '.[wandb]'")
-    home = tmp_path / "wandb-home"
-    for name, value in {
-        "WANDB_MODE": "offline",
-        "WANDB_DIR": str(home),
-        "WANDB_CONFIG_DIR": str(home / "config"),
-        "WANDB_CACHE_DIR": str(home / "cache"),
-        "WANDB_DATA_DIR": str(home / "data"),
-        "WANDB_SILENT": "true",
-        "WANDB_DISABLE_GIT": "true",
-        "WANDB_DISABLE_CODE": "true",
-    }.items():
-        monkeypatch.setenv(name, value)
-    yield
-    wandb.finish()  # a test that failed mid-run leaves no run behind for the next one
-
-
 def mlflow_runs(client, experiment: str = "train") -> list:
     (found,) = [e for e in client.search_experiments() if e.name == experiment]
     return client.search_runs([found.experiment_id])
