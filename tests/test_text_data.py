@@ -272,13 +272,27 @@ def test_training_reads_windows_from_a_memory_map(text_file: Path, tmp_path: Pat
     for split in (dm.train_set, dm.val_set):
         assert isinstance(split.tokens, np.memmap) and split.tokens.dtype == np.uint16
         assert Path(split.tokens.filename) == cache
+    tokens = np.concatenate([dm.train_set.tokens, dm.val_set.tokens])
+    assert dm.tokenizer.decode(tokens.tolist()) == TEXT
     assert len(dm.train_set) == len(dm.train_set.tokens) - 16  # every offset, none listed
     # Worker processes receive where the tokens lie, not a copy of them.
     copy = pickle.loads(pickle.dumps(dm.train_set))
     assert len(pickle.dumps(dm.train_set)) < dm.train_set.tokens.nbytes / 4
-    assert isinstance(copy.tokens, np.memmap)
     for index in (0, 7, len(copy) - 1):
         assert torch.equal(copy[index]["tokens"], dm.train_set[index]["tokens"])
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="Linux shows the maps in /proc")
+def test_the_token_file_is_mapped_only_while_a_batch_is_read(
+    text_file: Path, tmp_path: Path
+) -> None:
+    # Pages a map has read count as the process's memory while it lives: a long-lived map of a
+    # large corpus would grow the process with every window read.
+    dm = make_datamodule(text_file, tmp_path)
+    (cache,) = text_file.parent.glob("input.char-*.tokens.bin")
+    batches = [next(iter(dm.train_dataloader())), next(iter(dm.val_dataloader()))]
+    assert all(batch["tokens"].shape == (4, 17) for batch in batches)
+    assert str(cache) not in Path("/proc/self/maps").read_text()
 
 
 def test_token_file_type_follows_the_vocabulary_size(tmp_path: Path) -> None:

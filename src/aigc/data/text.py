@@ -32,31 +32,37 @@ log = logging.getLogger(__name__)
 
 class TokenWindows(Dataset):
     """Windows of ``block_size + 1`` tokens at ``starts``, as ``{"tokens": window}``: a model
-    predicts ``window[1:]`` from ``window[:-1]``. The tokens are memory-mapped: a window reads
-    only its own bytes of the token file."""
+    predicts ``window[1:]`` from ``window[:-1]``.
+
+    The tokens stay on disk. Each batch maps the token file afresh and copies its windows out (as
+    nanoGPT does): the pages that a map has read count as the process's memory for as long as
+    the map lives, so one map kept for the run would grow with every window read, up to the
+    whole token file. This way a batch's few pages are all that is ever mapped, and workers
+    receive the file's place rather than a copy of its tokens.
+    """
 
     def __init__(self, tokens: np.memmap, block_size: int, starts: Sequence[int]) -> None:
-        self.tokens, self.block_size, self.starts = tokens, block_size, starts
+        self._where = (tokens.filename, tokens.dtype, tokens.offset, tokens.shape)
+        self.block_size, self.starts = block_size, starts
+
+    @property
+    def tokens(self) -> np.memmap:
+        """All the tokens, memory-mapped (and unmapped when no longer referenced)."""
+        filename, dtype, offset, shape = self._where
+        return np.memmap(filename, dtype, mode="r", offset=offset, shape=shape)
 
     def __len__(self) -> int:
         return len(self.starts)
 
+    def __getitems__(self, indices: list[int]) -> list[dict[str, torch.Tensor]]:
+        """A batch of windows (the DataLoader asks for a batch at once when this exists)."""
+        tokens, size = self.tokens, self.block_size + 1
+        starts = (int(self.starts[index]) for index in indices)
+        windows = (tokens[start : start + size].astype(np.int64) for start in starts)
+        return [{"tokens": torch.from_numpy(window)} for window in windows]  # (T + 1,) each
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        start = int(self.starts[index])
-        window = self.tokens[start : start + self.block_size + 1]
-        return {"tokens": torch.from_numpy(window.astype(np.int64))}  # (T + 1,)
-
-    def __getstate__(self) -> dict[str, Any]:
-        # A memmap pickles as a copy of all its tokens: DataLoader workers that are spawned
-        # rather than forked would each receive the corpus. They get where it lies instead.
-        tokens = self.tokens
-        where = (tokens.filename, tokens.dtype.str, tokens.offset, tokens.shape)
-        return {**self.__dict__, "tokens": where}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        filename, dtype, offset, shape = state.pop("tokens")
-        tokens = np.memmap(filename, dtype, mode="r", offset=offset, shape=shape)
-        self.__dict__.update(state, tokens=tokens)
+        return self.__getitems__([index])[0]
 
 
 class TextDataModule(AigcDataModule):
@@ -147,12 +153,8 @@ class TextDataModule(AigcDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        (train_start, train_stop), (val_start, val_stop) = self._splits()
-        token_file, block = self._load(), self.hparams.block_size
-        train, val = (
-            token_file.memmap(train_start, train_stop),
-            token_file.memmap(val_start, val_stop),
-        )
+        train, val = (self._load().memmap(start, stop) for start, stop in self._splits())
+        block = self.hparams.block_size
         self.train_set = TokenWindows(train, block, range(len(train) - block))
         if self.hparams.val_batches is None:  # every token once, in non-overlapping windows
             val_starts = range(0, len(val) - block, block)
@@ -162,9 +164,8 @@ class TextDataModule(AigcDataModule):
         self.val_set = TokenWindows(val, block, val_starts)
 
     def train_dataloader(self) -> DataLoader:
-        windows_per_epoch = max(
-            len(self.train_set.tokens) // self.hparams.block_size, self.hparams.batch_size
-        )
+        num_tokens = len(self.train_set) + self.hparams.block_size
+        windows_per_epoch = max(num_tokens // self.hparams.block_size, self.hparams.batch_size)
         sampler = EpochSeededOffsetSampler(
             len(self.train_set), self.hparams.seed, windows_per_epoch
         )
