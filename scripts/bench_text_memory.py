@@ -12,10 +12,10 @@ in a process of its own, timed apart, then trains on it with
     python train.py model=transformer data=text data.path=<corpus> trainer.max_steps=<steps> ...
 
 (4 layers x 128, block 64, batch 12: the experiment=shakespeare_char_cpu model, no validation
-and no samples). Peak memory is the operating system's peak resident set of each process
-(``os.wait4``); tokens/s is the median of what the run logs (``tokens_per_sec``, every 10 steps)
-after the first third of its steps. Goal: the peak memory of the largest corpus within 10 % of
-the smallest's.
+and no samples), --rounds times, alternating between the sizes. Peak memory is the operating
+system's peak resident set of each process (``os.wait4``); tokens/s is the median of what the
+run logs (``tokens_per_sec``, every 10 steps) after the first third of its steps. Goal: the
+training peak memory of the largest corpus within 10 % of the smallest's.
 """
 
 import argparse
@@ -96,7 +96,8 @@ def tokens_per_sec(run_dir: Path, steps: int) -> float:
     return statistics.median(late)
 
 
-def measure(args: argparse.Namespace, megabytes: float, work: Path) -> dict[str, float]:
+def prepare(args: argparse.Namespace, megabytes: float, work: Path) -> tuple[Path, dict]:
+    """Writes and tokenizes a corpus of ``megabytes`` MB; returns it and the figures."""
     corpus = work / f"corpus-{megabytes:g}MB.txt"
     started = time.perf_counter()
     size = write_corpus(corpus, megabytes)
@@ -104,8 +105,18 @@ def measure(args: argparse.Namespace, megabytes: float, work: Path) -> dict[str,
     tokenize = [sys.executable, "-c", TOKENIZE, str(corpus), args.tokenizer, str(args.vocab_size)]
     tokenize_s, tokenize_mb = run_child([*tokenize, str(work)], work / "tokenize.log")
     (token_file,) = work.glob(f"{corpus.stem}.*.tokens.bin")
-    run_dir = work / f"run-{megabytes:g}MB"
-    train = [
+    return corpus, {
+        "corpus_mb": size / 1e6,
+        "token_file_mb": token_file.stat().st_size / 1e6,
+        "tokenize_s": tokenize_s,
+        "tokenize_peak_mb": tokenize_mb,
+    }
+
+
+def train(args: argparse.Namespace, corpus: Path, work: Path) -> dict[str, float]:
+    """Trains on a tokenized corpus; returns the run's peak memory and tokens/s."""
+    run_dir = work / f"run-{corpus.stem}"
+    command = [
         sys.executable,
         str(ROOT / "train.py"),
         *MODEL,
@@ -116,20 +127,10 @@ def measure(args: argparse.Namespace, megabytes: float, work: Path) -> dict[str,
         f"trainer.max_steps={args.steps}",
         f"hydra.run.dir={run_dir}",
     ]
-    train_s, train_mb = run_child(train, work / "train.log")
-    result = {
-        "corpus_mb": size / 1e6,
-        "token_file_mb": token_file.stat().st_size / 1e6,
-        "tokenize_s": tokenize_s,
-        "tokenize_peak_mb": tokenize_mb,
-        "train_s": train_s,
-        "train_peak_mb": train_mb,
-        "tokens_per_sec": tokens_per_sec(run_dir, args.steps),
-    }
-    if not args.keep:
-        for path in (corpus, token_file):
-            path.unlink()
-        shutil.rmtree(run_dir)
+    train_s, train_mb = run_child(command, work / "train.log")
+    result = {"train_s": train_s, "train_peak_mb": train_mb}
+    result["tokens_per_sec"] = tokens_per_sec(run_dir, args.steps)
+    shutil.rmtree(run_dir)
     return result
 
 
@@ -138,33 +139,50 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--sizes", type=float, nargs="+", default=[10, 1000], help="MB")
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=2, help="training runs of each size")
     parser.add_argument("--tokenizer", default="char", choices=["char", "byte", "bpe"])
     parser.add_argument("--vocab-size", type=int, default=4096, help="for --tokenizer bpe")
     parser.add_argument("--work-dir", help="where corpora are written (default: a temp folder)")
-    parser.add_argument("--keep", action="store_true", help="keep corpora, token files, runs")
+    parser.add_argument("--keep", action="store_true", help="keep the corpora and token files")
     args = parser.parse_args()
 
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="bench_text_memory-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        results = {size: measure(args, size, work) for size in args.sizes}
+        prepared = {size: prepare(args, size, work) for size in args.sizes}
+        # Rounds alternate between the sizes, so that machine noise hits each alike.
+        rounds = [
+            {size: train(args, corpus, work) for size, (corpus, _) in prepared.items()}
+            for _ in range(args.rounds)
+        ]
     finally:
-        if not args.work_dir and not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
+        if not args.keep:
+            for path in work.glob("corpus-*"):
+                path.unlink()
+            if not args.work_dir:
+                shutil.rmtree(work, ignore_errors=True)
 
     print(
         f"GPT 4 layers x 128, block 64, batch 12, {args.steps} steps, {args.tokenizer} tokenizer,"
-        f" {os.cpu_count()} CPUs. Goal: training peak memory flat within 10 %."
+        f" {os.cpu_count()} CPUs; medians of {args.rounds} rounds. Goal: training peak memory"
+        " flat within 10 %."
     )
-    header = ("corpus MB", "token file MB", "tokenize s", "tokenize peak MB")
-    header += ("train s", "train peak MB", "tokens/s")
-    print("".join(f"{name:>17}" for name in header))
+    results = {}
+    for size, (_, figures) in prepared.items():
+        runs = [runs_of_round[size] for runs_of_round in rounds]
+        results[size] = {**figures, **{k: statistics.median(r[k] for r in runs) for k in runs[0]}}
+    names = ("corpus MB", "token file MB", "tokenize s", "tokenize peak MB")
+    names += ("train s", "train peak MB", "tokens/s")
+    print("".join(f"{name:>17}" for name in names))
     for result in results.values():
         print("".join(f"{value:>17,.1f}" for value in result.values()))
     smallest, largest = results[min(results)], results[max(results)]
     for name in ("tokenize_peak_mb", "train_peak_mb", "tokens_per_sec"):
         print(f"{name}: largest / smallest = {largest[name] / smallest[name]:.3f}")
+    for size in results:
+        rounds_text = ", ".join(f"{r[size]['tokens_per_sec']:,.0f}" for r in rounds)
+        print(f"{size:g} MB tokens/s by round: {rounds_text}")
 
 
 if __name__ == "__main__":

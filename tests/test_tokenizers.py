@@ -103,11 +103,13 @@ def test_bpe_learns_merges_and_round_trips_any_text():
     assert tok.decode(torch.tensor(ids)) == ENGLISH
 
 
-def test_bpe_line_by_line_gives_the_tokens_of_the_whole_text():
+def test_bpe_encodes_line_by_line_as_the_library_does_the_whole_text():
     tok = BPETokenizer.train([ENGLISH * 20], vocab_size=300)
     library = tokenizers.Tokenizer.from_str(tok.state_dict()["json"])
-    text = ENGLISH + "  two spaces\n\n\nand lines\r\nto end"
+    text = ENGLISH + "two  spaces\n\n\nand lines\r\nto end"
     assert tok.encode(text) == library.encode(text).ids
+    indented = "def f():\n    return 1\n\tdone\n"  # indents are tokens of their own
+    assert tok.decode(tok.encode(indented)) == indented
 
 
 def test_bpe_needs_more_than_its_bytes():

@@ -141,8 +141,9 @@ class BPETokenizer(_Tokenizer):
         return self._tokenizer.get_vocab_size()
 
     def encode_array(self, text: str) -> np.ndarray:
-        # Line by line, which the library spreads over the cores; a word never spans two lines,
-        # so the tokens are those of the whole text. No special tokens ([CLS], <s>) are added.
+        # Line by line, which the library spreads over the cores: a word never spans two lines
+        # (only the spaces that indent a line are a token apart from the line break before
+        # them). No special tokens ([CLS], <s>) are added.
         lines = self._tokenizer.encode_batch(
             text.splitlines(keepends=True), add_special_tokens=False
         )
