@@ -3,7 +3,7 @@
 import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import lightning as L
 import torch
@@ -22,15 +22,26 @@ RNG_STATES_KEY = "aigc_rng_states"
 Progress = Callable[[int, int, Samples | None], None]
 
 
+class Monitor(NamedTuple):
+    """A validation metric that says which of a model's checkpoints is best, and whether lower
+    (``"min"``) or higher (``"max"``) is better."""
+
+    metric: str
+    mode: str
+
+
 class AigcModule(L.LightningModule):
     """A LightningModule whose checkpoints name its class, so entry points can rebuild any of them.
 
     ``batch_keys`` are the entries its training batches must hold (``image``, ``label``, ``text``,
-    ``tokens``); datamodules declare the ones they give. ``ddp_find_unused_parameters`` says
-    whether DDP must look for parameters that a backward pass leaves without gradients (it costs a
-    walk over the autograd graph at every backward).
+    ``tokens``); datamodules declare the ones they give. ``monitor`` is the validation metric that
+    means "better" for this family: the best checkpoint and early stopping follow it unless the
+    config names another. ``ddp_find_unused_parameters`` says whether DDP must look for parameters
+    that a backward pass leaves without gradients (it costs a walk over the autograd graph at every
+    backward).
     """
 
+    monitor: ClassVar[Monitor]
     ddp_find_unused_parameters: ClassVar[bool] = False
 
     @property
@@ -156,15 +167,20 @@ class GenerativeModule(AigcModule):
         if condition is None and self.conditioning is not None:
             n, condition = spread(self.default_condition(), n)
         self._check_condition(condition, n)
-        if use_ema and self.ema is None:
+        network = self.generating_network(use_ema)
+        with torch.no_grad(), _eval_mode(self):
+            return self.draw(network, n, condition, generator, progress, **settings)
+
+    def generating_network(self, ema: bool | None = None) -> nn.Module:
+        """The weights samples are drawn with: the averaged ones (``ema`` True, or None where the
+        model keeps an average) or the raw ones (False)."""
+        if ema and self.ema is None:
             raise ConfigError(
                 "ema=true, but this model keeps no average of its weights (model.ema_decay=null)"
             )
-        network = self.ema.module if self.ema is not None and use_ema is not False else None
-        with torch.no_grad(), _eval_mode(self):
-            return self.draw(
-                network or self.sampling_network, n, condition, generator, progress, **settings
-            )
+        if self.ema is not None and ema is not False:
+            return self.ema.module
+        return self.sampling_network
 
     def sample_from_config(
         self,
