@@ -5,6 +5,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchmetrics.image.fid import FrechetInceptionDistance
 
 
 class RandomFeatures(nn.Module):
@@ -41,3 +42,17 @@ class RandomFeatures(nn.Module):
             x = F.leaky_relu(F.conv2d(x, getattr(self, name), stride=2, padding=1), 0.2)
             pooled.append(x.mean(dim=(2, 3)))
         return torch.cat(pooled, dim=1).float()  # float32 also under autocast
+
+
+class RandomFeatureFID(FrechetInceptionDistance):
+    """torchmetrics' FID in the features of a ``RandomFeatures`` network; NaN rather than an error
+    when either side has fewer than two images (a tiny validation split), as FID then has no
+    covariance to compare."""
+
+    def __init__(self, channels: int, seed: int = 0) -> None:
+        super().__init__(feature=RandomFeatures(channels, seed=seed))
+
+    def compute(self) -> torch.Tensor:
+        if min(self.real_features_num_samples, self.fake_features_num_samples) < 2:
+            return torch.tensor(float("nan"))
+        return super().compute()

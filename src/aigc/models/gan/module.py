@@ -8,7 +8,6 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.core.optimizer import LightningOptimizer
 from torch import nn
-from torchmetrics.image.fid import FrechetInceptionDistance
 
 from aigc.core.conditioning import Condition
 from aigc.core.module import GenerativeModule, Monitor, Progress
@@ -17,7 +16,7 @@ from aigc.errors import check_positive
 from aigc.models.gan.losses import get_loss
 from aigc.models.gan.network import Discriminator, Generator
 from aigc.nn.batch_norm import batch_statistics
-from aigc.nn.random_features import RandomFeatures
+from aigc.nn.random_features import RandomFeatureFID
 from aigc.nn.text_encoder import TextEncoder
 from aigc.utils.log_steps import logs_this_step
 
@@ -92,7 +91,7 @@ class GAN(GenerativeModule):
         if compile:
             self.generator.compile()
             self.discriminator.compile()
-        self.val_fid = FrechetInceptionDistance(feature=RandomFeatures(shape[0]))
+        self.val_fid = RandomFeatureFID(shape[0])
         # Training latents come from their own generator, saved in checkpoints, so a resumed run
         # draws exactly the latents an uninterrupted one would.
         self.latent_rng = torch.Generator().manual_seed(torch.initial_seed())
