@@ -8,6 +8,7 @@ import pytest
 from hydra.utils import get_class
 
 from aigc.paths import CONFIG_DIR
+from aigc.utils.instantiate import instantiate_list
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,6 +31,28 @@ def test_group_option_composes(make_cfg, override: str) -> None:
     for group in ("callbacks", "logger"):
         for node in (cfg.get(group) or {}).values():
             assert get_class(node._target_)
+
+
+@pytest.mark.parametrize(
+    ("model", "monitor"),
+    [
+        ("gan", ("val/fid_randconv", "min")),
+        ("transformer", ("val/loss", "min")),
+        ("classifier", ("val/acc", "max")),
+    ],
+)
+def test_best_checkpoint_and_early_stopping_follow_the_model_family(
+    make_cfg, model: str, monitor: tuple[str, str]
+) -> None:
+    callbacks = instantiate_list(make_cfg(f"model={model}", "callbacks=early_stopping").callbacks)
+    watching = [(cb.monitor, cb.mode) for cb in callbacks if getattr(cb, "monitor", None)]
+    assert watching == [monitor, monitor]  # best_checkpoint and early_stopping
+
+
+def test_monitored_metric_can_be_overridden(make_cfg) -> None:
+    cfg = make_cfg("model=transformer", "callbacks.best_checkpoint.monitor=val/bpc")
+    node = cfg.callbacks.best_checkpoint
+    assert (node.monitor, node.mode) == ("val/bpc", "min")
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

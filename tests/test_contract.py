@@ -157,5 +157,7 @@ def test_model_config_resumes_exactly(
         torch.load(d / "checkpoints" / "last.ckpt", weights_only=True) for d in (straight, killed)
     )
     assert a["global_step"] == b["global_step"] == 4
+    # The family logs the metric it declares better by, and its best checkpoint is kept.
+    assert (straight / "checkpoints" / "best.ckpt").is_file()
     for name, tensor in a["state_dict"].items():
         assert torch.equal(b["state_dict"][name], tensor), name

@@ -50,10 +50,9 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
     with pytest.raises(TrainingDiverged, match=r"NaN or infinite at step 4; lower model\.lr"):
         train(classifier_run(make_cfg, tiny_mnist, "trainer.max_epochs=3"))
     checkpoints = tmp_path / "run" / "checkpoints"
-    assert sorted(p.name for p in checkpoints.iterdir()) == [
-        "epoch_000-step_0000003.ckpt",
-        "last.ckpt",
-    ]
+    names = sorted(p.name for p in checkpoints.iterdir())
+    # Nothing after the first epoch.
+    assert names == ["best.ckpt", "epoch_000-step_0000003.ckpt", "last.ckpt"]
     last = torch.load(checkpoints / "last.ckpt", weights_only=True)
     assert last["global_step"] == 3
     assert all(t.isfinite().all() for t in last["state_dict"].values())

@@ -102,6 +102,34 @@ def test_generate_accepts_a_run_directory_and_is_seeded(gan_ckpt: Path, tmp_path
     assert grid(1, "a.png") == grid(1, "b.png") != grid(2, "c.png")
 
 
+def test_generate_and_eval_take_a_runs_best_checkpoint(
+    make_cfg, tiny_mnist: Path, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    # By this metric the first validation is the best: best.ckpt holds epoch 0, last.ckpt epoch 1.
+    first_is_best = ("callbacks.best_checkpoint.monitor=step", "callbacks.best_checkpoint.mode=min")
+    data = (f"paths.data_dir={tiny_mnist}", "data.batch_size=32")
+    train(make_cfg(*data, *TINY_GAN, "trainer.max_epochs=2", *first_is_best, "logger=none"))
+    best_file = run_dir / "checkpoints" / "best.ckpt"
+
+    def grid(ckpt: Path, name: str) -> torch.Tensor:
+        return run_generate(ckpt, "sampling.num_samples=4", f"output={tmp_path / name}")[0].images
+
+    assert torch.equal(grid(run_dir / "best", "a"), grid(best_file, "b"))
+    assert not torch.equal(grid(run_dir / "best", "a"), grid(run_dir, "c"))  # last.ckpt
+    cfg = compose_config("eval", f"ckpt_path={run_dir / 'best'}", "data=mnist")
+    assert output_path(cfg) == best_file.with_name("metrics.json")
+
+
+def test_a_run_without_a_best_checkpoint(gan_ckpt: Path, tiny_mnist: Path) -> None:
+    run_dir = gan_ckpt.parents[1]  # trained 2 steps, never validated during training
+    message = r"without checkpoints/best\.ckpt: a run keeps best\.ckpt from its first validation"
+    with pytest.raises(CheckpointError, match=message):
+        run_generate(run_dir / "best")
+    with pytest.raises(CheckpointError, match=message):
+        evaluate(compose_config("eval", f"ckpt_path={run_dir / 'best'}", "data=mnist"))
+
+
 def test_generate_one_class_or_a_list_of_classes(label_gan_ckpt: Path, tmp_path: Path) -> None:
     samples, _ = run_generate(label_gan_ckpt, "label=7", f"output={tmp_path / 'a'}")
     assert samples.captions == [MNIST_DIGITS[7]] * 8  # 8 per condition by default

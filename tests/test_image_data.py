@@ -49,6 +49,17 @@ def test_split_and_order_depend_only_on_seed(tiny_mnist: Path) -> None:
     assert not torch.equal(first[0], first[2])
 
 
+def test_validation_runs_on_the_first_val_samples_images(tiny_mnist: Path) -> None:
+    whole = make_datamodule(tiny_mnist)
+    limited = make_datamodule(tiny_mnist, val_samples=20)
+    assert len(limited.val_dataloader()) == 2  # batches of 16: 16 + 4 images
+    images = torch.cat([batch["image"] for batch in limited.val_dataloader()])
+    assert torch.equal(images, whole.val_set.images[:20])
+    assert len(whole.val_dataloader().dataset) == len(whole.val_set) == 32
+    # The test split stands apart: the limit is validation's alone.
+    assert len(limited.test_set) == len(whole.test_set)
+
+
 def test_cifar10_datamodule(tiny_cifar10: Path, no_network: None) -> None:
     dm = make_datamodule(tiny_cifar10, dataset="cifar10")
     assert dm.image_shape == (3, 32, 32)

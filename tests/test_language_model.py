@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from aigc.core import Condition
 from aigc.core.optim import warmup_cosine
 from aigc.errors import ConfigError
 from aigc.models.transformer import LanguageModel
@@ -124,13 +125,32 @@ def test_sampling_from_a_checkpoint_needs_no_dataset(
     make_cfg, corpus: Path, tmp_path: Path
 ) -> None:
     train(lm_cfg(make_cfg, corpus, "trainer.max_steps=5", "logger=none"))
-    for path in [corpus, *corpus.parent.glob("*.tokens.pt")]:
+    for path in [corpus, *corpus.parent.glob("*.tokens.bin")]:
         path.unlink()
     checkpoint_path = tmp_path / "run" / "checkpoints" / "last.ckpt"
     model = LanguageModel.load_from_checkpoint(checkpoint_path, weights_only=True)
     (text,) = model.sample(1, max_new_tokens=20).texts  # the model's own prompt: a newline
     assert text.startswith("\n") and len(text) == 1 + 20
     assert set(text) <= set("the quick brown fox jumps over the lazy dog.\n")
+
+
+def test_bpe_model_samples_from_its_checkpoint_alone(
+    make_cfg, corpus: Path, tmp_path: Path
+) -> None:
+    bpe = ("data.tokenizer=bpe", "data.vocab_size=300", "trainer.max_steps=3", "logger=none")
+    metrics = train(lm_cfg(make_cfg, corpus, *bpe))
+    assert "val/bpt" in metrics  # bits per token
+    for path in [corpus, *corpus.parent.glob("*.tokens.bin")]:
+        path.unlink()
+    checkpoint_path = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    model = LanguageModel.load_from_checkpoint(checkpoint_path, weights_only=True)
+    tokenizer = model.tokenizer
+    assert tokenizer.kind == "bpe" and model.network.wte.num_embeddings == tokenizer.vocab_size
+    line = "the quick brown fox jumps over the lazy dog.\n"
+    assert tokenizer.decode(tokenizer.encode(line)) == line
+    assert len(tokenizer.encode(line)) < len(line) / 2  # the merges learned from the corpus
+    (text,) = model.sample(1, condition=Condition.of(texts="the fox"), max_new_tokens=5).texts
+    assert text.startswith("the fox") and len(text) > len("the fox")
 
 
 def test_tensorboard_gets_text_samples_and_throughput(

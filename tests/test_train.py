@@ -1,5 +1,6 @@
 """End-to-end training runs on tiny data, through the same ``train`` the command line uses."""
 
+import csv
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,53 @@ def test_resume_is_exact(make_cfg, tiny_mnist: Path, tmp_path: Path) -> None:
     assert [e.step for e in events.Scalars("loss/g")] == list(range(6))
 
 
+def test_best_checkpoint_holds_the_best_validation(
+    make_cfg, tiny_mnist: Path, tmp_path: Path
+) -> None:
+    train(tiny_run(make_cfg, tiny_mnist, "trainer.max_epochs=3", "logger=csv"))
+    with open(tmp_path / "run" / "csv" / "metrics.csv", newline="") as file:
+        fids = {int(row["epoch"]): float(row["val/fid_randconv"]) for row in csv.DictReader(file)}
+    assert len(fids) == 3  # one validation an epoch
+    best = torch.load(tmp_path / "run" / "checkpoints" / "best.ckpt", weights_only=True)
+    assert best["epoch"] == min(fids, key=fids.get)
+
+
+# A monitored metric whose first value is the best: best.ckpt stays at the first validation.
+FIRST_IS_BEST = ("callbacks.best_checkpoint.monitor=step", "callbacks.best_checkpoint.mode=min")
+
+
+def test_resume_from_the_best_checkpoint(make_cfg, tiny_mnist: Path, tmp_path: Path) -> None:
+    train(tiny_run(make_cfg, tiny_mnist, "trainer.max_epochs=3", *FIRST_IS_BEST, "logger=none"))
+    train(tiny_run(make_cfg, tiny_mnist, "trainer.max_epochs=2", "ckpt_path=best", *FIRST_IS_BEST))
+    # From best.ckpt (epoch 0, 3 steps) one more epoch; from last.ckpt (9 steps) there is none.
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 6
+
+
+def test_last_checkpoint_knows_the_newest_best(make_cfg, tiny_mnist: Path, tmp_path: Path) -> None:
+    # Every validation is a new best by this metric; a resumed run must know the last one.
+    newest = ("callbacks.best_checkpoint.monitor=step", "callbacks.best_checkpoint.mode=max")
+    train(tiny_run(make_cfg, tiny_mnist, "trainer.max_epochs=2", *newest, "logger=none"))
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    (best,) = (state for state in last["callbacks"].values() if state.get("monitor") == "step")
+    assert best["best_model_score"] == last["global_step"] == 6
+
+
+def test_early_stopping_stops_and_keeps_its_state(
+    make_cfg, tiny_mnist: Path, tmp_path: Path
+) -> None:
+    never_better = (
+        "callbacks=early_stopping",
+        "callbacks.early_stopping.patience=1",
+        "callbacks.early_stopping.min_delta=1e9",  # no change counts as an improvement
+    )
+    train(tiny_run(make_cfg, tiny_mnist, "trainer.max_epochs=5", *never_better, "logger=none"))
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 6  # stopped after the second of five epochs
+    (state,) = (s for key, s in last["callbacks"].items() if key.startswith("EarlyStopping"))
+    assert (state["wait_count"], state["stopped_epoch"]) == (1, 1)
+
+
 def test_tensorboard_has_scalars_and_sample_grid(
     make_cfg, tiny_mnist: Path, tmp_path: Path
 ) -> None:
@@ -88,7 +136,9 @@ def test_tensorboard_has_scalars_and_sample_grid(
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"images": 0})
     events.Reload()
     tags = events.Tags()
-    assert {"loss/g", "loss/d", "D(x)", "D(G(z))", "val/D(x)"} <= set(tags["scalars"])
+    assert {"loss/g", "loss/d", "D(x)", "D(G(z))", "val/D(x)", "val/fid_randconv"} <= set(
+        tags["scalars"]
+    )
     # Every 2 steps and at the epoch's end (step 3); once each, under one tag.
     assert [e.step for e in events.Images("samples")] == [2, 3]
     assert (tmp_path / "run" / "samples" / "step_0000003.png").is_file()
@@ -109,6 +159,11 @@ def test_missing_ckpt_path(make_cfg, tiny_mnist: Path, tmp_path: Path) -> None:
 def test_last_without_checkpoint(make_cfg, tiny_mnist: Path) -> None:
     with pytest.raises(CheckpointError, match=r"hydra\.run\.dir=<run directory> ckpt_path=last"):
         train(tiny_run(make_cfg, tiny_mnist, "ckpt_path=last"))
+
+
+def test_best_without_checkpoint(make_cfg, tiny_mnist: Path) -> None:
+    with pytest.raises(CheckpointError, match=r"ckpt_path=best, but .*best\.ckpt does not exist"):
+        train(tiny_run(make_cfg, tiny_mnist, "ckpt_path=best"))
 
 
 def test_corrupt_ckpt_path(make_cfg, tiny_mnist: Path, tmp_path: Path) -> None:

@@ -37,20 +37,25 @@ class SampleLogger(L.Callback):
         self.on_epoch_end = on_epoch_end
         self._sampled_step: int | None = None
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
-        step = trainer.global_step
-        if self.every_n_steps > 0 and step % self.every_n_steps == 0:
+    # A step's samples are drawn once the step is complete: at the next batch's start or the
+    # epoch's end. Lightning calls callbacks' on_train_batch_end before the model's, where the EMA
+    # weights are updated, so samples drawn there would lag the checkpoint of the same step.
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
+        if self._due(trainer):
             self._log(trainer, pl_module)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.on_epoch_end:
+        if self.on_epoch_end or self._due(trainer):
             self._log(trainer, pl_module)
+
+    def _due(self, trainer: L.Trainer) -> bool:
+        step = trainer.global_step
+        return self.every_n_steps > 0 and step > 0 and step % self.every_n_steps == 0
 
     def _log(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         step = trainer.global_step
-        # An epoch that ends on a multiple of every_n_steps was sampled at its last batch already.
         if trainer.sanity_checking or trainer.fast_dev_run or step == self._sampled_step:
-            return
+            return  # each step is sampled once
         if not isinstance(pl_module, GenerativeModule):
             return
         self._sampled_step = step

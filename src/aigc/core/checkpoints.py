@@ -11,26 +11,38 @@ from aigc.core.families import family_class
 from aigc.core.module import MODEL_CLASS_KEY, AigcModule
 from aigc.core.pretrained import CONFIG_FILE, from_pretrained, is_export
 from aigc.errors import CheckpointError
-from aigc.paths import LAST_CHECKPOINT
+from aigc.paths import BEST_CHECKPOINT, LAST_CHECKPOINT
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=AigcModule)
+# The checkpoints of a run that `ckpt_path` names by word.
+RUN_CHECKPOINTS = {"last": LAST_CHECKPOINT, "best": BEST_CHECKPOINT}
+_NOT_A_RUN = f"give a run directory, a .ckpt file or a folder aigc-export wrote ({CONFIG_FILE})"
+_NO_BEST = (
+    f"a run keeps {BEST_CHECKPOINT} from its first validation on, unless it runs with "
+    "callbacks.best_checkpoint=null"
+)
 
 
 def checkpoint_file(path: str | Path) -> Path:
-    """``path`` itself, or the last checkpoint of a run directory or checkpoint folder."""
+    """``path`` itself; the last checkpoint of a run directory or checkpoint folder; or, for
+    ``<run directory>/best`` (or ``/last``), that run's best (or last) checkpoint."""
     path = Path(path)
+    if path.name in RUN_CHECKPOINTS and not path.exists() and path.parent.is_dir():
+        return _run_checkpoint(path.parent, RUN_CHECKPOINTS[path.name])
     if path.is_dir():
-        for candidate in (path / "checkpoints" / LAST_CHECKPOINT, path / LAST_CHECKPOINT):
-            if candidate.is_file():
-                return candidate
-        raise CheckpointError(
-            f"{path} is a folder without checkpoints/{LAST_CHECKPOINT} or {CONFIG_FILE}: give a "
-            "run directory, a .ckpt file or a folder that aigc-export wrote"
-        )
+        return _run_checkpoint(path, LAST_CHECKPOINT)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     return path
+
+
+def _run_checkpoint(folder: Path, name: str) -> Path:
+    for candidate in (folder / "checkpoints" / name, folder / name):
+        if candidate.is_file():
+            return candidate
+    hint = _NO_BEST if name == BEST_CHECKPOINT else _NOT_A_RUN
+    raise CheckpointError(f"{folder} is a folder without checkpoints/{name}: {hint}")
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -81,7 +93,7 @@ def resolve_ckpt_path(
     ckpt_path: str | None, trainer: L.Trainer, model: AigcModule
 ) -> tuple[str, dict[str, Any]] | None:
     """The checkpoint file to resume from, and its contents, for ``ckpt_path`` ``None`` (none), a
-    path, or ``"last"`` of this run directory.
+    path, or ``"last"`` or ``"best"`` of this run directory.
 
     Lightning itself treats a missing ``"last"`` checkpoint as a fresh start with a warning; a user
     who asked to resume should hear that there is nothing to resume instead. A fresh start in a
@@ -95,18 +107,24 @@ def resolve_ckpt_path(
                 "(ckpt_path=last), or start this run in another hydra.run.dir"
             )
         return None
-    if ckpt_path == "last":
+    if ckpt_path in RUN_CHECKPOINTS:
         if callback is None or callback.dirpath is None:
             raise CheckpointError(
-                "ckpt_path=last needs the model_checkpoint callback (callbacks=default)"
+                f"ckpt_path={ckpt_path} needs the checkpoint callbacks (callbacks=default)"
             )
-        path = Path(callback.dirpath) / LAST_CHECKPOINT
+        path = Path(callback.dirpath) / RUN_CHECKPOINTS[ckpt_path]
         if not path.is_file():
+            why = f" ({_NO_BEST})" if ckpt_path == "best" else ""
             raise CheckpointError(
-                f"ckpt_path=last, but {path} does not exist. To resume a run, reuse its directory: "
-                "hydra.run.dir=<run directory> ckpt_path=last, or give the file: ckpt_path=<file>"
+                f"ckpt_path={ckpt_path}, but {path} does not exist{why}. To resume a run, reuse "
+                f"its directory: hydra.run.dir=<run directory> ckpt_path={ckpt_path}, or give the "
+                "file: ckpt_path=<file>"
             )
-        path, checkpoint = _newest_readable(path)
+        # The best checkpoint has no stand-in: another file would not be the best.
+        if ckpt_path == "last":
+            path, checkpoint = _newest_readable(path)
+        else:
+            checkpoint = load_checkpoint(path)
     else:
         path = checkpoint_file(ckpt_path)
         checkpoint = load_checkpoint(path)

@@ -3,7 +3,7 @@
 import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import lightning as L
 import torch
@@ -22,15 +22,26 @@ RNG_STATES_KEY = "aigc_rng_states"
 Progress = Callable[[int, int, Samples | None], None]
 
 
+class Monitor(NamedTuple):
+    """A validation metric that says which of a model's checkpoints is best, and whether lower
+    (``"min"``) or higher (``"max"``) is better."""
+
+    metric: str
+    mode: str
+
+
 class AigcModule(L.LightningModule):
     """A LightningModule whose checkpoints name its class, so entry points can rebuild any of them.
 
     ``batch_keys`` are the entries its training batches must hold (``image``, ``label``, ``text``,
-    ``tokens``); datamodules declare the ones they give. ``ddp_find_unused_parameters`` says
-    whether DDP must look for parameters that a backward pass leaves without gradients (it costs a
-    walk over the autograd graph at every backward).
+    ``tokens``); datamodules declare the ones they give. ``monitor`` is the validation metric that
+    means "better" for this family: the best checkpoint and early stopping follow it unless the
+    config names another. ``ddp_find_unused_parameters`` says whether DDP must look for parameters
+    that a backward pass leaves without gradients (it costs a walk over the autograd graph at every
+    backward).
     """
 
+    monitor: ClassVar[Monitor]
     ddp_find_unused_parameters: ClassVar[bool] = False
     # Submodules that only training uses (the GAN's discriminator): exports leave their weights
     # out, and a model rebuilt from an export has None in their place.

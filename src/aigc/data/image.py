@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from aigc.data.base import AigcDataModule, DictDataset
 from aigc.data.samplers import EpochSeededRandomSampler
-from aigc.errors import ConfigError, DatasetError
+from aigc.errors import ConfigError, DatasetError, check_positive
 
 
 def to_signed_unit_range(images: torch.Tensor) -> torch.Tensor:
@@ -48,15 +48,18 @@ class ImageDataModule(AigcDataModule):
 
     Batches travel to the device as uint8 (4x less to copy) and become float in [-1, 1] there, in
     ``on_after_batch_transfer``. The training split is divided into train/val with a seeded split;
-    the dataset's own test split (the validation split where it has none) is the test set.
+    validation runs on its first ``val_samples`` images (None: all of them), the same ones at
+    every validation. The dataset's own test split (the whole validation split where it has none)
+    is the test set.
     Subclasses say what the images are (``image_shape``, ``has_labels``, ``has_texts``,
     ``class_names``) and load them (``load_split``).
     """
 
-    def __init__(self, val_fraction: float) -> None:
+    def __init__(self, val_fraction: float, val_samples: int | None = None) -> None:
         super().__init__()
         if not 0.0 <= val_fraction < 1.0:
             raise ConfigError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
+        check_positive("data", val_samples=val_samples)
         self.train_set: ImageSplit | None = None
         self.val_set: ImageSplit | None = None
         self.test_set: ImageSplit | None = None
@@ -134,7 +137,10 @@ class ImageDataModule(AigcDataModule):
         )
 
     def val_dataloader(self) -> DataLoader:
-        return self.make_loader(self.val_set.dataset())
+        val_set = self.val_set
+        if self.hparams.val_samples is not None:
+            val_set = val_set.subset(torch.arange(min(self.hparams.val_samples, len(val_set))))
+        return self.make_loader(val_set.dataset())
 
     def test_dataloader(self) -> DataLoader:
         return self.make_loader(self.test_set.dataset())

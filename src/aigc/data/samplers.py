@@ -8,12 +8,11 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 
-class EpochSeededRandomSampler(Sampler[int]):
-    """The first ``num_samples`` of a random permutation of ``range(num_items)``, seeded by
-    ``seed + epoch`` (all of it when ``num_samples`` is None).
+class _EpochSeeded(Sampler[int]):
+    """A sampler whose order depends only on ``seed + epoch``.
 
     A plain ``RandomSampler`` draws its order from the global RNG, whose state a checkpoint does
-    not hold; this one gets its epoch from Lightning (``set_epoch``, called at every epoch start,
+    not hold; these get their epoch from Lightning (``set_epoch``, called at every epoch start,
     also after a resume), so an interrupted and resumed run sees the same batches as a straight one.
     """
 
@@ -26,13 +25,37 @@ class EpochSeededRandomSampler(Sampler[int]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        order = torch.randperm(self.num_items, generator=generator)
-        return iter(order[: self.num_samples].tolist())
+    def generator(self) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed + self.epoch)
 
     def __len__(self) -> int:
         return self.num_samples
+
+
+class EpochSeededRandomSampler(_EpochSeeded):
+    """The first ``num_samples`` of a random permutation of ``range(num_items)``, seeded by
+    ``seed + epoch`` (all of it when ``num_samples`` is None)."""
+
+    def __iter__(self) -> Iterator[int]:
+        order = torch.randperm(self.num_items, generator=self.generator())
+        return iter(order[: self.num_samples].tolist())
+
+
+class EpochSeededOffsetSampler(_EpochSeeded):
+    """``num_samples`` items of ``range(num_items)`` drawn at random, each independently (so one
+    may come twice), seeded by ``seed + epoch``.
+
+    They are drawn a block at a time: unlike a permutation, memory stays the same however many
+    items there are, such as every token offset of a corpus larger than memory.
+    """
+
+    block = 1 << 16
+
+    def __iter__(self) -> Iterator[int]:
+        generator = self.generator()
+        for start in range(0, self.num_samples, self.block):
+            size = min(self.block, self.num_samples - start)
+            yield from torch.randint(self.num_items, (size,), generator=generator).tolist()
 
 
 class ResumableLoader(DataLoader):

@@ -65,11 +65,12 @@ class TorchvisionImageDataModule(ImageDataModule):
         captions: str | None = None,
         batch_size: int = 64,
         val_fraction: float = 0.1,
+        val_samples: int | None = None,
         num_workers: int = 0,
         pin_memory: bool = False,
         seed: int = 0,
     ) -> None:
-        super().__init__(val_fraction)
+        super().__init__(val_fraction, val_samples)
         self.check_loader_settings(batch_size, num_workers)
         if dataset not in DATASETS:
             raise ConfigError(

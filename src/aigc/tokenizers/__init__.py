@@ -2,6 +2,7 @@
 
 from aigc.tokenizers.text import (
     TOKENIZER_KINDS,
+    BPETokenizer,
     ByteTokenizer,
     CharTokenizer,
     Tokenizer,
@@ -11,6 +12,7 @@ from aigc.tokenizers.text import (
 
 __all__ = [
     "TOKENIZER_KINDS",
+    "BPETokenizer",
     "ByteTokenizer",
     "CharTokenizer",
     "Tokenizer",

@@ -8,9 +8,26 @@ from hydra.errors import InstantiationException
 from hydra.utils import get_class
 from hydra.utils import instantiate as hydra_instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from aigc.errors import AigcError, ConfigError, one_line
+
+
+def model_monitor(field: str, *, _root_: DictConfig) -> str:
+    """``${model_monitor:metric}`` or ``${model_monitor:mode}`` in a config: the validation metric
+    the model family of ``model._target_`` declares better by (its ``monitor``), or its mode."""
+    target = _root_.model._target_
+    monitor = getattr(get_class(target), "monitor", None)
+    if monitor is None:
+        raise ConfigError(
+            f"{target} declares no metric to monitor: set callbacks.best_checkpoint.monitor and "
+            "callbacks.best_checkpoint.mode, or callbacks.best_checkpoint=null"
+        )
+    return getattr(monitor, field)
+
+
+# Resolved when the callbacks are instantiated (`--cfg job --resolve` shows the values).
+OmegaConf.register_new_resolver("model_monitor", model_monitor)
 
 
 def instantiate(cfg: DictConfig, **kwargs: Any) -> Any:

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy
 
-from aigc.core.module import AigcModule
+from aigc.core.module import AigcModule, Monitor
 from aigc.errors import ConfigError, check_positive
 from aigc.models.classifier.network import ConvClassifier
 from aigc.utils.log_steps import logs_this_step
@@ -22,6 +22,8 @@ class Classifier(AigcModule):
 
     Its checkpoints are what ``aigc.metrics.load_feature_network`` reads.
     """
+
+    monitor = Monitor("val/acc", "max")
 
     def __init__(
         self,

@@ -10,11 +10,13 @@ from lightning.pytorch.core.optimizer import LightningOptimizer
 from torch import nn
 
 from aigc.core.conditioning import Condition
-from aigc.core.module import GenerativeModule, Progress
+from aigc.core.module import GenerativeModule, Monitor, Progress
 from aigc.core.samples import Samples
 from aigc.errors import check_positive
 from aigc.models.gan.losses import get_loss
 from aigc.models.gan.network import Discriminator, Generator
+from aigc.nn.batch_norm import batch_statistics
+from aigc.nn.random_features import RandomFeatureFID
 from aigc.nn.text_encoder import TextEncoder
 from aigc.utils.log_steps import logs_this_step
 
@@ -33,9 +35,15 @@ class GAN(GenerativeModule):
     ``global_step`` counts batches (generator updates), not optimizer steps: Lightning would count
     both optimizers' steps, so ``trainer.max_steps=1000`` would stop after 500 batches. See
     ``_step_discriminator``.
+
+    Validation measures the discriminator's beliefs on held-out images as training measures them
+    (``val/D(x)``, ``val/D(G(z))``), and the FID between held-out images and samples drawn as
+    ``sample`` draws them, in the features of a fixed random network (``val/fid_randconv``: see
+    ``RandomFeatures``), which picks the best checkpoint.
     """
 
     produces = "image"
+    monitor = Monitor("val/fid_randconv", "min")
     # The discriminator's and the generator's backward passes each leave the other network
     # without gradients.
     ddp_find_unused_parameters = True
@@ -85,6 +93,7 @@ class GAN(GenerativeModule):
         if compile:
             self.generator.compile()
             self.discriminator.compile()
+        self.val_fid = RandomFeatureFID(shape[0])
         # Training latents come from their own generator, saved in checkpoints, so a resumed run
         # draws exactly the latents an uninterrupted one would.
         self.latent_rng = torch.Generator().manual_seed(torch.initial_seed())
@@ -183,21 +192,29 @@ class GAN(GenerativeModule):
         self.untoggle_optimizer(opt_g)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        # D's belief on held-out real images: it falls below D(x) on training images when the
-        # discriminator starts to memorise the training set.
         real = batch["image"]
         cond = self.condition_vectors(self.batch_condition(batch))
         # The same latents at every validation, drawn apart from the training stream.
         z = self.latents(real.size(0), torch.Generator().manual_seed(batch_idx))
-        fake = self.generator(z, cond)
-        self.log_dict(
-            {
-                "val/D(x)": torch.sigmoid(self.discriminator(real, cond)).mean(),
-                "val/D(G(z))": torch.sigmoid(self.discriminator(fake, cond)).mean(),
-            },
-            batch_size=real.size(0),
-            sync_dist=True,  # averaged over all ranks' validation batches
-        )
+        # D's beliefs as training computes them, each batch normalised by its own statistics. In
+        # eval mode BatchNorm would use running statistics gathered mostly from generated batches
+        # (two of D's three passes a step), and score real images as fakes. Measured like this,
+        # val/D(x) falling below D(x) says that D tells training images from held-out ones.
+        with batch_statistics(self):
+            fake = self.generator(z, cond)
+            self.log_dict(
+                {
+                    "val/D(x)": torch.sigmoid(self.discriminator(real, cond)).mean(),
+                    "val/D(G(z))": torch.sigmoid(self.discriminator(fake, cond)).mean(),
+                },
+                batch_size=real.size(0),
+                sync_dist=True,  # averaged over all ranks' validation batches
+            )
+        # Samples as generate.py draws them (eval mode, the averaged weights where kept), against
+        # the held-out images; Lightning computes the FID over the epoch, then resets it.
+        self.val_fid.update(real, real=True)
+        self.val_fid.update(self.generating_network()(z, cond), real=False)
+        self.log(self.monitor.metric, self.val_fid, prog_bar=True)
 
     def _step_discriminator(self, optimizer: LightningOptimizer) -> None:
         # LightningOptimizer.step() advances global_step; going through the strategy directly

@@ -11,7 +11,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from aigc.core.conditioning import Condition
-from aigc.core.module import GenerativeModule, Progress, derived_generator
+from aigc.core.module import GenerativeModule, Monitor, Progress, derived_generator
 from aigc.core.optim import warmup_cosine, weight_decay_groups
 from aigc.core.samples import Samples
 from aigc.errors import ConfigError, check_positive
@@ -41,6 +41,7 @@ class LanguageModel(GenerativeModule):
     """
 
     produces = "text"
+    monitor = Monitor("val/loss", "min")
 
     def __init__(
         self,
