@@ -6,7 +6,7 @@ that no runner here takes and ALLOWED does not name fails. The entry points run 
 their composed config (``aigc.train.main(cfg)`` and its kin) with TINY overrides appended: one
 training step, small models and batches, few samples. The README's placeholders (``<run>``,
 ``my_images``, ...) stand for runs trained once in the session and for tiny data in the real
-formats. Each command runs in its own empty folder, which stands for the user's checkout.
+formats. Each command runs in its own folder, which stands for the user's, with their files.
 """
 
 import contextlib
@@ -24,6 +24,7 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
 import pytest
+import tokenizers
 import torch
 from conftest import (
     ROOT,
@@ -43,6 +44,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from aigc.paths import CONFIG_DIR
+from aigc.tokenizers.text import BPETokenizer
 from aigc.utils.distributed import strategy_for
 from aigc.utils.instantiate import instantiate, instantiate_list, instantiate_model
 
@@ -78,6 +80,8 @@ EXTRAS = {
 }
 # Placeholders of the README's commands and what stands for them here: a run of that
 # experiment trained in this session (``logs/<experiment>/runs/<run>`` works for any), or data.
+# (Files that commands name by a relative path, book.txt or my_images, are in the folder that
+# each command runs in: Session.files.)
 PLACEHOLDERS: dict[str, Callable[["Session"], object]] = {
     "<task>": lambda s: "mnist_dcgan",
     "<run or .ckpt>": lambda s: s.run("mnist_dcgan"),
@@ -91,8 +95,6 @@ PLACEHOLDERS: dict[str, Callable[["Session"], object]] = {
     "<language model>": lambda s: s.run("shakespeare_char_cpu_tuned"),
     "<lm last.ckpt>": lambda s: s.checkpoint("shakespeare_char_cpu_tuned"),
     "/datasets": lambda s: s.data_dir,
-    "my_images": lambda s: s.image_folder,
-    "book.txt": lambda s: s.text_file,
 }
 RUN_PLACEHOLDER = re.compile(r"logs/(\w+)/runs/<run>")
 
@@ -192,9 +194,15 @@ class Session:
         verse = "ROMEO:\nBut soft, what light through yonder window breaks?\n\n"
         (self.data_dir / "tinyshakespeare").mkdir()
         (self.data_dir / "tinyshakespeare" / "input.txt").write_text(verse * 200)
-        self.text_file = root / "book.txt"
-        self.text_file.write_text("Ein Buch, un livre, 一本书.\n" * 60, encoding="utf-8")
-        self.image_folder = write_image_folder(root / "my_images")
+        self.files = root / "files"  # the user's own, named by the README's commands
+        text = "Ein Buch, un livre, 一本书, a book.\n" * 60
+        for name in ("book.txt", "a.txt", "b.txt", "books/one.txt", "books/more/two.md"):
+            (self.files / name).parent.mkdir(parents=True, exist_ok=True)
+            (self.files / name).write_text(text, encoding="utf-8")
+        (self.files / "gpt2").mkdir()
+        bpe = BPETokenizer.train([text], vocab_size=300).state_dict()["json"]
+        tokenizers.Tokenizer.from_str(bpe).save(str(self.files / "gpt2" / "tokenizer.json"))
+        write_image_folder(self.files / "my_images")
         self._runs: dict[str, Path] = {}
 
     def run(self, experiment: str) -> Path:
@@ -227,8 +235,11 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Session:
 def user(
     session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: None
 ) -> Iterator[Session]:
-    """A command's surroundings: an empty folder to run in, the session's tiny data and caches."""
+    """A command's surroundings: a folder of the user's files to run in, the session's tiny data
+    and caches."""
     monkeypatch.chdir(tmp_path)
+    for path in session.files.iterdir():
+        (tmp_path / path.name).symlink_to(path)
     monkeypatch.setenv("AIGC_DATA_DIR", str(session.data_dir))
     monkeypatch.setenv("AIGC_CACHE_DIR", str(session.root / "cache"))
     monkeypatch.setenv("TORCH_HOME", str(session.root / "torch"))  # no InceptionV3 weights
