@@ -68,7 +68,7 @@ def test_resume_falls_back_from_an_unreadable_last_checkpoint(
 
     with caplog.at_level(logging.WARNING, logger="aigc.core.checkpoints"):
         run("trainer.max_epochs=3", "ckpt_path=last")
-    assert "resuming from" in caplog.text and "epoch_001.ckpt" in caplog.text
+    assert "resuming from" in caplog.text and "epoch_001-step_0000006.ckpt" in caplog.text
     assert torch.load(last, weights_only=True)["global_step"] == 9  # 3 epochs of 3 batches
     assert not list(folder.glob("*.partial"))
 

@@ -154,9 +154,10 @@ def _newest_readable(last: Path) -> tuple[Path, dict[str, Any]]:
     try:
         return last, load_checkpoint(last)
     except CheckpointError as err:
+        # The best checkpoint last: it is often older than the newest step.
         others = sorted(
             (p for p in last.parent.glob("*.ckpt") if p != last),
-            key=lambda p: p.stat().st_mtime,
+            key=lambda p: (p.name != BEST_CHECKPOINT, p.stat().st_mtime),
             reverse=True,
         )
         for other in others:
