@@ -19,6 +19,7 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig, OmegaConf
 
 from aigc.callbacks import Interruption, SafeCheckpointIO
+from aigc.callbacks.checkpoint import last_checkpoint_callback
 from aigc.callbacks.loggers import LoggerRunIds, continue_runs, finish_runs, viewer_commands
 from aigc.callbacks.validation import FinalValidation
 from aigc.core.checkpoints import resolve_ckpt_path
@@ -121,7 +122,7 @@ def interrupted(run: Path, trainer: L.Trainer) -> int:
     shell gives a process ended by that signal (130 for Ctrl-C, 143 for SIGTERM)."""
     interruption = Interruption.of(trainer)
     signum = interruption.signal if interruption and interruption.signal else signal.SIGTERM
-    callback = trainer.checkpoint_callback
+    callback = last_checkpoint_callback(trainer)
     if trainer.is_global_zero and callback is not None and callback.last_model_path:
         log.warning(
             "Interrupted at step %d; saved %s. Go on with:\n  %s",

@@ -52,6 +52,12 @@ class Checkpoint(ModelCheckpoint):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
+def last_checkpoint_callback(trainer: L.Trainer) -> ModelCheckpoint | None:
+    """The checkpoint callback that keeps last.ckpt (trainer.checkpoint_callback is merely the
+    first one, which may be the one keeping best.ckpt)."""
+    return next((cb for cb in trainer.checkpoint_callbacks if cb.save_last), None)
+
+
 class SafeCheckpointIO(TorchCheckpointIO):
     """Writes a checkpoint beside its target, syncs it to disk, then renames it into place: a kill
     or a full disk leaves the previous file or the new one, never a truncated one.

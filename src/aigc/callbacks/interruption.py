@@ -9,7 +9,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from aigc.callbacks.checkpoint import Checkpoint
+from aigc.callbacks.checkpoint import Checkpoint, last_checkpoint_callback
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class Interruption(L.Callback):
         if not isinstance(exception, SIGTERMException):
             return
         self.signal = self.signal or signal.SIGTERM  # before training: Lightning's handler
-        callback = trainer.checkpoint_callback
+        callback = last_checkpoint_callback(trainer)
         if isinstance(callback, Checkpoint):
             callback.save_current_step(trainer)
 
