@@ -81,11 +81,14 @@ def load_model(
     path = model_source(path)
     if path.is_dir():
         model = from_pretrained(path, device)
+        cls = type(model)
     else:
+        # The class is checked before its weights are read: any checkpoint names its class.
         cls = model_class(load_checkpoint(path), path)
+    if not issubclass(cls, expected):
+        raise CheckpointError(f"{path} holds a {cls.__name__}, not a {expected.__name__}")
+    if not path.is_dir():
         model = cls.load_from_checkpoint(path, map_location=device, weights_only=True)
-    if not isinstance(model, expected):
-        raise CheckpointError(f"{path} holds a {type(model).__name__}, not a {expected.__name__}")
     return model.eval().requires_grad_(False)
 
 
