@@ -68,7 +68,7 @@ def test_multirun_jobs_get_directories_and_a_summary(tiny_mnist: Path, tmp_path:
         assert (sweep_dir / job / "checkpoints" / "last.ckpt").is_file()
         assert "val/D(x)" in json.loads((sweep_dir / job / "metrics.json").read_text())
     rows = read_summary(sweep_dir / "summary.csv")
-    assert rows[0] == ["job", "overrides", "val/D(x)", "val/D(G(z))"]
+    assert rows[0] == ["job", "overrides", "val/D(x)", "val/D(G(z))", "val/fid_randconv"]
     assert sorted(row[1] for row in rows[1:]) == ["model.lr=0.001", "model.lr=0.002"]
     assert float(rows[1][2]) <= float(rows[2][2])
     assert "Multirun summary" in result.stderr + result.stdout
