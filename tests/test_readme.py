@@ -294,8 +294,9 @@ def tiny_training(cfg: DictConfig, overrides: list[str]) -> list[str]:
     tiny = [*TINY_MODELS[family], "data.batch_size=8", "trainer.max_steps=1"]
     if "val_batches" in cfg.data:
         tiny.append("data.val_batches=2")
-    if isinstance(cfg.trainer.val_check_interval, int):  # more steps than the tiny data has
-        tiny.append("trainer.val_check_interval=1")
+    # Validate at every step inside training, as a longer run would at its epochs' ends: the best
+    # checkpoint and early stopping follow validations.
+    tiny += ["trainer.val_check_interval=1", "trainer.check_val_every_n_epoch=null"]
     if not any(o.startswith("logger=") for o in overrides):
         tiny.append("logger=none")
     return tiny
@@ -329,14 +330,15 @@ def call(entry: Callable[[DictConfig], object], cfg: DictConfig) -> object:
 
 def train_job(overrides: list[str], job: int | None = None) -> Path:
     """``python train.py <overrides>`` (job ``job`` of a multirun), tiny, in-process; returns its
-    run directory. Resuming (``ckpt_path=last``) first trains the run it resumes, one step."""
+    run directory. Resuming (``ckpt_path=last`` or ``best``) first trains the run it resumes, one
+    step."""
     entry = console_script("train").load()
     cfg = composed("train", overrides)
     for key in OmegaConf.select(cfg, "hydra.sweeper.params", default=None) or {}:
         assert OmegaConf.select(cfg, key) is not None, f"the search's {key} is not a config key"
     tiny = tiny_training(cfg, overrides)
     run_dir, steps = run_dir_of(cfg, job), 1
-    if cfg.ckpt_path == "last" and not (run_dir / "checkpoints").is_dir():
+    if cfg.ckpt_path in ("last", "best") and not (run_dir / "checkpoints").is_dir():
         kept = [o for o in overrides if not o.startswith("ckpt_path=")]
         call(entry, without_hydra(composed("train", [*kept, *tiny]), run_dir))
         steps = 2
