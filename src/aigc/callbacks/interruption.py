@@ -56,7 +56,9 @@ class Interruption(L.Callback):
         self._restore()
 
     def on_train_batch_start(self, trainer: L.Trainer, *args: Any) -> None:
-        self._tell_lightning_when_clear()
+        # A signal still waiting has waited through an epoch's last step: this step is the next
+        # one, and it ends training even if it is also its epoch's last (an epoch of one batch).
+        self._tell_lightning_when_clear(after_epoch_end=True)
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._validating = True
@@ -91,12 +93,13 @@ class Interruption(L.Callback):
         self._pending = True
         self._tell_lightning_when_clear()
 
-    def _tell_lightning_when_clear(self) -> None:
+    def _tell_lightning_when_clear(self, after_epoch_end: bool = False) -> None:
         """Passes SIGTERM to Lightning's handler, which ends training after the current step,
         unless that step is in validation or the last of its epoch."""
         if not self._pending or self._validating or self._trainer is None:
             return
-        if self._trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+        last_of_epoch = self._trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+        if last_of_epoch and not after_epoch_end:
             return
         self._pending = False
         handler = self._previous.get(signal.SIGTERM)
