@@ -105,9 +105,10 @@ def test_ddp_cpu_gan_trains_on_split_data_and_resumes(tiny_mnist: Path, tmp_path
 
     # Rank 0 wrote everything into the one run directory: one event file, one metrics file.
     assert len(list((run_dir / "tensorboard").glob("events.out.tfevents.*"))) == 2  # 2 launches
-    assert {"val/D(x)", "val/D(G(z))", "loss/g"} <= set(
+    assert {"val/D(x)", "val/D(G(z))", "val/fid_randconv", "loss/g"} <= set(
         json.loads((run_dir / "metrics.json").read_text())
     )
+    assert (run_dir / "checkpoints" / "best.ckpt").is_file()
     # The fixed-latent grid has the single-process format: 64 samples, 8 x 8 tiles of 28 + 2.
     grid = Image.open(run_dir / "samples" / "step_0000006.png")
     assert grid.size == (8 * 30 + 2, 8 * 30 + 2)

@@ -38,6 +38,7 @@ def checkpoint_file(path: str | Path) -> Path:
 
 
 def _run_checkpoint(folder: Path, name: str) -> Path:
+    """The checkpoint ``name`` of a run directory (in its checkpoints/) or checkpoint folder."""
     for candidate in (folder / "checkpoints" / name, folder / name):
         if candidate.is_file():
             return candidate
