@@ -14,7 +14,8 @@ class _NoAdverts(logging.Filter):
 
 def quiet_library_notices() -> None:
     """Leaves out, for this process, notices about choices the framework has made on purpose."""
-    # The datasets are tensors in memory: worker processes would only add copying.
+    # Images are tensors in memory and text is read from a memory-mapped file: worker processes
+    # would only add copying.
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     # Lightning 2.6 calls a torch.utils._pytree API that newer torch deprecates: Lightning's to fix.
     warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated")
