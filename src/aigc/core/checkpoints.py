@@ -82,15 +82,18 @@ def load_model(
     path = model_source(path)
     if path.is_dir():
         model = from_pretrained(path, device)
-        cls = type(model)
+        _check_family(type(model), expected, path)
     else:
         # The class is checked before its weights are read: any checkpoint names its class.
         cls = model_class(load_checkpoint(path), path)
-    if not issubclass(cls, expected):
-        raise CheckpointError(f"{path} holds a {cls.__name__}, not a {expected.__name__}")
-    if not path.is_dir():
+        _check_family(cls, expected, path)
         model = cls.load_from_checkpoint(path, map_location=device, weights_only=True)
     return model.eval().requires_grad_(False)
+
+
+def _check_family(cls: type[AigcModule], expected: type[AigcModule], path: Path) -> None:
+    if not issubclass(cls, expected):
+        raise CheckpointError(f"{path} holds a {cls.__name__}, not a {expected.__name__}")
 
 
 def resolve_ckpt_path(
