@@ -489,8 +489,11 @@ def test_make_train_trains_a_headline_command() -> None:
         pytest.skip("needs make")
 
     def recipe(target: str) -> str:  # what `make <target>` runs on a fresh clone, the default ARGS
-        dry_run = ["make", "--dry-run", "--always-make", target]
-        env = {name: value for name, value in os.environ.items() if name != "ARGS"}
+        dry_run = ["make", "--dry-run", "--always-make", "--no-print-directory", target]
+        # Under `make test` (CI) make's own variables are inherited; a nested make would
+        # otherwise act as a sub-make of that one.
+        inherited = {"ARGS", "MAKEFLAGS", "MAKELEVEL", "MFLAGS"}
+        env = {name: value for name, value in os.environ.items() if name not in inherited}
         done = subprocess.run(
             dry_run, cwd=ROOT, env=env, capture_output=True, text=True, check=True
         )
