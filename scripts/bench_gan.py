@@ -13,16 +13,15 @@ all runs alike. Goal: framework >= 0.95x the plain loop.
 
 import argparse
 import tempfile
-import time
 
 import torch
 import torch.nn.functional as F
 from benchlib import (
+    PlainLoopClock,
     Variant,
     add_common_arguments,
     build_run,
     compare_variants,
-    synchronize,
     trainer_overrides,
 )
 
@@ -62,13 +61,8 @@ def plain_loop(args: argparse.Namespace, variant: Variant) -> float:
     datamodule.prepare_data()
     datamodule.setup("fit")
 
-    start = 0.0
-    for step, batch in enumerate(datamodule.train_dataloader()):
-        if step == args.warmup:
-            synchronize(args.device)
-            start = time.perf_counter()
-        if step == args.steps:
-            break
+    clock = PlainLoopClock(args)
+    for batch in clock.batches(datamodule.train_dataloader()):
         batch = {key: t.to(device, non_blocking=True) for key, t in batch.items()}
         batch = datamodule.on_after_batch_transfer(batch, 0)
         real = batch["image"]
@@ -96,8 +90,7 @@ def plain_loop(args: argparse.Namespace, variant: Variant) -> float:
         scaler.step(opt_g)
         scaler.update()
         discriminator.requires_grad_(True)
-    synchronize(args.device)
-    return time.perf_counter() - start
+    return clock.seconds()
 
 
 def main() -> None:

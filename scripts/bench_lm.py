@@ -16,6 +16,7 @@ import time
 
 import torch
 from benchlib import (
+    PlainLoopClock,
     Variant,
     add_common_arguments,
     build_run,
@@ -59,13 +60,8 @@ def plain_loop(args: argparse.Namespace, variant: Variant) -> float:
     scaler = torch.amp.GradScaler(args.device, enabled=variant.precision == "16-mixed")
     datamodule.setup("fit")
 
-    start = 0.0
-    for step, batch in enumerate(datamodule.train_dataloader()):
-        if step == args.warmup:
-            synchronize(args.device)
-            start = time.perf_counter()
-        if step == args.steps:
-            break
+    clock = PlainLoopClock(args)
+    for batch in clock.batches(datamodule.train_dataloader()):
         tokens = batch["tokens"].to(device, non_blocking=True)
         x, y = tokens[:, :-1], tokens[:, 1:]
         with variant.autocast(args.device), lm.attention():  # the framework's attention kernels
@@ -78,8 +74,7 @@ def plain_loop(args: argparse.Namespace, variant: Variant) -> float:
         scaler.step(optimizer)
         scaler.update()
         schedule.step()
-    synchronize(args.device)
-    return time.perf_counter() - start
+    return clock.seconds()
 
 
 def matmul_peak(dtype: torch.dtype, device: str, size: int = 4096, repeats: int = 20) -> float:

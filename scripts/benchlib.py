@@ -6,7 +6,7 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
@@ -81,6 +81,28 @@ def trainer_overrides(args: argparse.Namespace) -> list[str]:
 def synchronize(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
+
+
+class PlainLoopClock:
+    """Times a plain loop as ``StepTimer`` times the framework: from the start of batch
+    ``args.warmup`` to the end of batch ``args.steps``, once the device has caught up."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args, self.start = args, 0.0
+
+    def batches(self, loader: Iterable) -> Iterator:
+        """The loop's first ``args.steps`` batches; the clock starts as the warm-up ends."""
+        for step, batch in enumerate(loader):
+            if step == self.args.warmup:
+                synchronize(self.args.device)
+                self.start = time.perf_counter()
+            if step == self.args.steps:
+                return
+            yield batch
+
+    def seconds(self) -> float:
+        synchronize(self.args.device)
+        return time.perf_counter() - self.start
 
 
 class StepTimer(L.Callback):

@@ -2,14 +2,21 @@
 
     python scripts/scorecard.py logs/mnist_dcgan/runs/<run> logs/mnist_cdcgan/runs/<run> \
         -- data=mnist image.feature_ckpt=<classifier checkpoint>
+    python scripts/scorecard.py logs/mnist_ddpm/runs/<run> --settings \
+        "sampling.sampler=ddim sampling.steps=50" "sampling.sampler=dpm_solver sampling.steps=10" \
+        -- data=mnist image.feature_ckpt=<classifier checkpoint> sampling.num_samples=1000
 
-Everything after ``--`` is an eval.py override, the same for every checkpoint. Each checkpoint's
-scores are also written next to it (metrics.json, as eval.py writes them); ``--reuse`` reads
-those instead of scoring again.
+Everything after ``--`` is an eval.py override, the same for every checkpoint. ``--settings``
+scores each checkpoint once per quoted group of further overrides (a sampler and its steps, a
+guidance scale, ...), a row each. Each row's scores are also written next to its checkpoint
+(metrics.json as eval.py writes it, or metrics-<settings>.json); ``--reuse`` reads those instead
+of scoring again.
 """
 
 import argparse
 import json
+import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -35,6 +42,7 @@ COLUMNS = [
     "heldout/fid",
     "heldout/conditional_accuracy",
     "heldout/intra_fid",
+    "seconds_per_image",
     "loss",
     "perplexity",
     "bpc",
@@ -56,10 +64,13 @@ def describe(ckpt: Path) -> str:
     return f"{task} ({family}{', ' + conditioning if conditioning else ''})"
 
 
-def scores(ckpt: str, overrides: list[str], reuse: bool) -> dict:
+def scores(ckpt: str, overrides: list[str], settings: str, reuse: bool) -> dict:
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("eval", [f"ckpt_path={ckpt}", *overrides])
+        cfg = compose("eval", [f"ckpt_path={ckpt}", *overrides, *shlex.split(settings)])
     path = output_path(cfg)
+    if settings:  # metrics-sampling.sampler=ddim_sampling.steps=50.json
+        slug = re.sub(r"[^\w.=-]+", "_", settings)
+        path = path.with_name(f"{path.stem}-{slug}{path.suffix}")
     if reuse and path.is_file():
         return json.loads(path.read_text())
     results = exit_on_user_error(lambda: evaluate(cfg))
@@ -96,13 +107,20 @@ def main() -> None:
     )
     parser.add_argument("checkpoints", nargs="+", help="checkpoint files or run directories")
     parser.add_argument("--reuse", action="store_true", help=f"read an existing {METRICS_FILE}")
+    parser.add_argument(
+        "--settings",
+        nargs="+",
+        default=[""],
+        help='a row per checkpoint and quoted group of eval.py overrides: "sampling.steps=10"',
+    )
     argv = sys.argv[1:]
     split = argv.index("--") if "--" in argv else len(argv)
     args, overrides = parser.parse_args(argv[:split]), argv[split + 1 :]
     rows = {}
     for ckpt in args.checkpoints:
         name = describe(exit_on_user_error(lambda c=ckpt: checkpoint_file(c)))
-        rows[name] = scores(ckpt, overrides, args.reuse)
+        for settings in args.settings:
+            rows[f"{name} {settings}".strip()] = scores(ckpt, overrides, settings, args.reuse)
     print(table(rows))
 
 

@@ -25,6 +25,13 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY_GAN = ["model.latent_dim=16", "model.generator_width=8", "model.discriminator_width=8"]
 TINY_LM_SIZES = ["model.block_size=16", "model.n_layer=1", "model.n_head=2", "model.n_embd=16"]
 TINY_LM = ["model=transformer", "data=text", *TINY_LM_SIZES]
+TINY_DIFFUSION = [
+    "model.widths=[8,16]",
+    "model.attention=[false,true]",
+    "model.norm_groups=4",
+    "model.attention_head_dim=8",
+    "model.steps=2",
+]
 
 
 def tiny_run(make_cfg, data_dir: Path, *overrides: str, output_dir: Path | None = None):

@@ -13,7 +13,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from conftest import TINY_GAN, TINY_LM, write_tiny_idx_dataset
+from conftest import TINY_DIFFUSION, TINY_GAN, TINY_LM, write_tiny_idx_dataset
 from lightning.pytorch.callbacks import Callback
 
 from aigc.core.checkpoints import load_model
@@ -35,6 +35,7 @@ TINY = {
         "data.val_batches=2",
         "model.ema_decay=0.9",
     ],
+    "diffusion": [*TINY_DIFFUSION, "data=mnist", "data.batch_size=16", "model.ema_decay=0.9"],
     "classifier": ["model.width=4", "model.feature_dim=8", "data=mnist", "data.batch_size=16"],
 }
 # The conditioning switch, for every model config that has one.

@@ -28,6 +28,7 @@ import tokenizers
 import torch
 from conftest import (
     ROOT,
+    TINY_DIFFUSION,
     TINY_GAN,
     TINY_LM_SIZES,
     accept_tiny_cifar10,
@@ -89,6 +90,7 @@ PLACEHOLDERS: dict[str, Callable[["Session"], object]] = {
     "<cdcgan run>": lambda s: s.run("mnist_cdcgan"),
     "<text gan run>": lambda s: s.run("mnist_text_gan"),
     "<text GAN>": lambda s: s.run("mnist_text_gan"),
+    "<ddpm run>": lambda s: s.run("mnist_ddpm"),
     "<classifier run or .ckpt>": lambda s: s.checkpoint("mnist_classifier"),
     "<classifier run>": lambda s: s.run("mnist_classifier"),
     "<classifier>": lambda s: s.checkpoint("mnist_classifier"),
@@ -108,6 +110,7 @@ TINY_MODELS = {
     ],
     "LanguageModel": [*TINY_LM_SIZES, "sampling.max_new_tokens=16"],
     "Classifier": ["model.width=8"],
+    "DiffusionModel": [*TINY_DIFFUSION, "model.text_encoder.n_embd=16"],
 }
 # eval.py: the default count per condition (8) rather than 10,000 samples.
 TINY_EVAL = ["sampling.num_samples=null"]
@@ -117,6 +120,7 @@ BENCH = shlex.split("--steps 3 --warmup 1 --rounds 1 --precision 32 --compile ea
 TINY_SCRIPTS = {
     "bench_gan.py": [*BENCH, "--batch-size", "16"],
     "bench_lm.py": BENCH,
+    "bench_diffusion.py": [*BENCH, "--batch-size", "16"],
     "probe_text_encoder.py": ["--steps", "2"],
     "calibrate_fid.py": ["--num-samples", "16"],
     "scorecard.py": ["--", *TINY_EVAL],  # eval.py overrides, after its own

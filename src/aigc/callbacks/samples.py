@@ -64,7 +64,7 @@ class SampleLogger(L.Callback):
             return
         samples.save(self.dirpath / f"step_{step:07d}")
         for logger in trainer.loggers:
-            log_samples(logger, samples, "samples", step)
+            log_samples(logger, samples, pl_module.sample_tag(self.sampling), step)
 
     def _sample(self, trainer: L.Trainer, pl_module: GenerativeModule) -> Samples:
         """``pl_module.sample_from_config(sampling)``, run inside the FSDP wrapper's forward under

@@ -3,6 +3,7 @@
 import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
 import lightning as L
@@ -76,6 +77,13 @@ class AigcModule(L.LightningModule):
             for name, tensor in self.state_dict().items()
             if name.split(".")[0] not in self.training_only
         }
+
+    def save_diffusers(self, out: str | Path, ema: bool | None = None) -> Path:
+        """Writes this model into the folder ``out`` in diffusers' layout, for the families that
+        have one (diffusion models)."""
+        raise ConfigError(
+            f"format=diffusers: a {type(self).__name__} has no diffusers form; diffusion models do"
+        )
 
     def drop_training_parts(self) -> "AigcModule":
         """This model for inference only: without its training-only submodules, in eval mode and
@@ -151,6 +159,20 @@ class GenerativeModule(AigcModule):
         self.class_names = list(class_names) if class_names else None
         self.sample_prompts = list(sample_prompts) if sample_prompts else None
         self.ema: AveragedModel | None = None
+
+    @property
+    def batch_keys(self) -> frozenset[str]:
+        """What it produces (``image``) and what it is conditioned on (``label``, ``text``), unless
+        a family's batches hold something else (a language model's ``tokens``)."""
+        return frozenset({self.produces, self.conditioning} - {None})
+
+    def batch_condition(self, batch: Mapping[str, Any]) -> Condition | None:
+        """The condition of each example of a training batch: its labels or its captions."""
+        if self.conditioning == "label":
+            return Condition(labels=batch["label"])
+        if self.conditioning == "text":
+            return Condition(texts=list(batch["text"]))
+        return None
 
     @property
     def sampling_network(self) -> nn.Module:
@@ -241,6 +263,10 @@ class GenerativeModule(AigcModule):
             for start in range(0, n, step)
         ]
         return Samples.cat(parts)
+
+    def sample_tag(self, settings: Mapping[str, Any]) -> str:
+        """The logger tag of samples drawn with the sampling ``settings``."""
+        return "samples"
 
     def init_ema(self, decay: float | None) -> None:
         """Keeps an exponential moving average of ``sampling_network``'s weights and buffers,

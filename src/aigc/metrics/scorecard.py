@@ -5,6 +5,7 @@ their likelihood of held-out text.
 """
 
 import math
+import time
 from collections.abc import Callable
 
 import lightning as L
@@ -34,7 +35,8 @@ def score_image_generator(model: GenerativeModule, cfg: DictConfig, device: torc
     """FID, KID, IS, precision/recall/density/coverage of ``sampling.num_samples`` generated
     images against the real test split, in a classifier's feature space; for conditional models
     also conditional accuracy and intra-class FID (for text prompts on the training templates,
-    and under ``heldout/`` on templates training never saw)."""
+    and under ``heldout/`` on templates training never saw). ``seconds_per_image`` is the wall
+    time sampling took, per image, on this machine."""
     datamodule = _data(cfg, ImageDataModule, model)
     if not cfg.image.feature_ckpt:
         raise ConfigError(
@@ -46,7 +48,10 @@ def score_image_generator(model: GenerativeModule, cfg: DictConfig, device: torc
     real = reference_features(network, datamodule, cfg.paths.cache_dir, batch_size, device)
     results: Scores = {}
     for prefix, condition, classes in _conditions(model, datamodule):
+        start = time.perf_counter()
         samples = model.sample_from_config(cfg.sampling, condition, batch_size=batch_size)
+        if not prefix:  # what a sampler and its steps cost, beside what they score
+            results["seconds_per_image"] = (time.perf_counter() - start) / len(samples)
         if tuple(samples.images.shape[1:]) != datamodule.image_shape:
             raise ConfigError(
                 f"the model generates images of shape {tuple(samples.images.shape[1:])}, but the "

@@ -99,10 +99,6 @@ class GAN(GenerativeModule):
         self.latent_rng = torch.Generator().manual_seed(torch.initial_seed())
 
     @property
-    def batch_keys(self) -> frozenset[str]:
-        return frozenset({"image", self.conditioning} - {None})
-
-    @property
     def sampling_network(self) -> nn.Module:
         return self.generator
 
@@ -122,13 +118,6 @@ class GAN(GenerativeModule):
         # Unit length: at the encoder's own scale (about sqrt(n_embd)) the prompt outweighs the
         # latent, and the generator learns to ignore the latent (one image per prompt).
         return F.normalize(self.text_encoder(condition.texts).pooled, dim=-1)
-
-    def batch_condition(self, batch: Batch) -> Condition | None:
-        if self.conditioning == "label":
-            return Condition(labels=batch["label"])
-        if self.conditioning == "text":
-            return Condition(texts=batch["text"])
-        return None
 
     def draw(
         self,

@@ -1,0 +1,207 @@
+"""The LightningModule that trains a denoising diffusion model, optionally conditioned on class
+labels or prompts, and samples it with any of diffusers' samplers."""
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aigc.core.conditioning import Condition
+from aigc.core.module import GenerativeModule, Monitor, Progress
+from aigc.core.samples import Samples
+from aigc.errors import ConfigError, check_positive
+from aigc.models.diffusion.export import save_diffusers
+from aigc.models.diffusion.network import Denoiser
+from aigc.models.diffusion.sampling import denoise
+from aigc.models.diffusion.schedule import make_sampler, noise_schedule
+from aigc.utils.log_steps import logs_this_step
+
+Batch = dict[str, Any]  # image (B, C, H, W) in [-1, 1]; label (B,) or text (B strings) if any
+
+
+class DiffusionModel(GenerativeModule):
+    """DDPM training (Ho et al. 2020): noise each image to a random timestep with the schedule's
+    closed form, and regress the network's output on the noise (``prediction_type=epsilon``) or on
+    the velocity (``v_prediction``, Salimans & Ho 2022).
+
+    With a condition, it is replaced by the null condition with probability ``uncond_prob``, so the
+    one network also learns the unconditional model that classifier-free guidance (Ho & Salimans
+    2022) contrasts at sampling: ``guidance_scale`` 1 samples the conditional model as it is,
+    larger values follow the condition more closely at some cost in variety.
+
+    Sampling settings: ``sampler`` (a name of ``SAMPLERS``), ``steps`` and ``guidance_scale``; the
+    model's own values are the defaults. Validation measures the denoising loss of the network
+    that samples on held-out images, at the same timesteps and noise every time (``val/loss``).
+    """
+
+    produces = "image"
+    monitor = Monitor("val/loss", "min")
+
+    def __init__(
+        self,
+        image_shape: Sequence[int],
+        widths: Sequence[int] = (16, 32, 64),
+        attention: Sequence[bool] = (False, False, True),
+        layers_per_block: int = 1,
+        attention_head_dim: int = 32,
+        norm_groups: int = 8,
+        dropout: float = 0.0,
+        num_train_timesteps: int = 1000,
+        beta_schedule: str = "linear",
+        prediction_type: str = "v_prediction",
+        uncond_prob: float = 0.1,
+        sampler: str = "dpm_solver",
+        steps: int = 20,
+        guidance_scale: float = 1.0,
+        lr: float = 1e-3,
+        warmup_steps: int = 200,
+        weight_decay: float = 0.0,
+        betas: Sequence[float] = (0.9, 0.999),
+        conditioning: str | None = None,
+        text_encoder: dict[str, int] | None = None,
+        ema_decay: float | None = None,
+        num_classes: int | None = None,
+        class_names: Sequence[str] | None = None,
+        sample_prompts: Sequence[str] | None = None,
+        compile: bool = False,
+    ) -> None:
+        super().__init__(conditioning, num_classes, class_names, sample_prompts)
+        check_positive("model", lr=lr, steps=steps, guidance_scale=guidance_scale)
+        if not 0.0 <= uncond_prob < 1.0:
+            raise ConfigError(f"model.uncond_prob={uncond_prob}; choose a value in [0, 1)")
+        self.save_hyperparameters()
+        self.image_shape = tuple(image_shape)
+        self.schedule = noise_schedule(num_train_timesteps, beta_schedule, prediction_type)
+        make_sampler(sampler, steps, self.schedule)  # a bad default fails now, not at sampling
+        self.denoiser = Denoiser(
+            self.image_shape,
+            widths,
+            attention,
+            layers_per_block,
+            attention_head_dim,
+            norm_groups,
+            dropout,
+            conditioning,
+            num_classes,
+            text_encoder,
+        )
+        self.init_ema(ema_decay)
+        if compile:
+            self.denoiser.compile()
+        # Training noise and timesteps come from their own generator, saved in checkpoints, so a
+        # resumed run draws exactly what an uninterrupted one would.
+        self.noise_rng = torch.Generator().manual_seed(torch.initial_seed())
+
+    @property
+    def sampling_network(self) -> nn.Module:
+        return self.denoiser
+
+    def loss(
+        self, network: Denoiser, batch: Batch, generator: torch.Generator, uncond_prob: float
+    ) -> torch.Tensor:
+        """The mean squared error of ``network``'s prediction on ``batch``, noised to timesteps
+        and with noise drawn from ``generator`` (on the CPU, the same on any device)."""
+        clean = batch["image"]  # (B, C, H, W)
+        n = clean.size(0)
+        noise = torch.randn(clean.shape, generator=generator).to(self.device)
+        t = torch.randint(self.schedule.config.num_train_timesteps, (n,), generator=generator)
+        drop = torch.rand(n, generator=generator) < uncond_prob
+        t, drop = t.to(self.device), drop.to(self.device)
+        noisy = self.schedule.add_noise(clean, noise, t)
+        if self.schedule.config.prediction_type == "epsilon":
+            target = noise
+        else:
+            target = self.schedule.get_velocity(clean, noise, t)
+        context = network.context(self.batch_condition(batch), drop)
+        return F.mse_loss(network(noisy, t, context).float(), target)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        loss = self.loss(self.denoiser, batch, self.noise_rng, self.hparams.uncond_prob)
+        if logs_this_step(self.trainer):
+            self.log("train/loss", loss, prog_bar=True, sync_dist=True)
+        return loss
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        # The same noise and timesteps at every validation, drawn apart from the training stream,
+        # and always the condition: the loss of what samples.
+        generator = torch.Generator().manual_seed(batch_idx)
+        loss = self.loss(self.generating_network(), batch, generator, uncond_prob=0.0)
+        self.log(
+            self.monitor.metric, loss, prog_bar=True, batch_size=len(batch["image"]), sync_dist=True
+        )
+
+    def draw(
+        self,
+        network: nn.Module,
+        n: int,
+        condition: Condition | None,
+        generator: torch.Generator | None,
+        progress: Progress | None,
+        *,
+        sampler: str | None = None,
+        steps: int | None = None,
+        guidance_scale: float | None = None,
+    ) -> Samples:
+        hp = self.hparams  # the defaults of the settings left unset (None)
+        if guidance_scale is not None:
+            self._check_guidance(guidance_scale)
+        else:
+            guidance_scale = hp.guidance_scale if condition is not None else 1.0
+        scheduler = make_sampler(
+            hp.sampler if sampler is None else sampler,
+            hp.steps if steps is None else steps,
+            self.schedule,
+        )
+        context = network.context(condition)
+        shape = (n, *self.image_shape)
+        images = denoise(network, scheduler, shape, context, guidance_scale, generator, progress)
+        captions = condition.captions(self.class_names) if condition is not None else None
+        return Samples(images=images.clamp(-1, 1).float().cpu(), captions=captions)
+
+    def sample_tag(self, settings: dict[str, Any]) -> str:
+        """The TensorBoard tag of samples drawn with ``settings``: the sampler and its steps."""
+        sampler, steps = (settings.get(k) or self.hparams[k] for k in ("sampler", "steps"))
+        return f"samples/{sampler}_{steps}"
+
+    def _check_guidance(self, scale: float) -> None:
+        if self.conditioning is None:
+            raise ConfigError(
+                f"guidance_scale={scale}: this model is unconditional, so there is nothing to "
+                "guide towards"
+            )
+        if not scale > 0:
+            raise ConfigError(f"guidance_scale={scale}: must be greater than 0")
+        if scale != 1.0 and self.hparams.uncond_prob == 0.0:
+            raise ConfigError(
+                f"guidance_scale={scale}: this model never learned the unconditional case "
+                "(model.uncond_prob=0); sample with guidance_scale=1"
+            )
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = torch.optim.AdamW(
+            self.denoiser.parameters(),
+            lr=self.hparams.lr,
+            betas=tuple(self.hparams.betas),
+            weight_decay=self.hparams.weight_decay,
+        )
+        # Linear warm-up, then constant: a run's length (often a time budget) is not known in
+        # advance, and the EMA weights, which sample, do the averaging a decay would.
+        warmup = max(1, self.hparams.warmup_steps)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: min(1.0, (step + 1) / warmup)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def save_diffusers(self, out: str | Path, ema: bool | None = None) -> Path:
+        return save_diffusers(self, out, ema)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["noise_rng_state"] = self.noise_rng.get_state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self.noise_rng.set_state(checkpoint["noise_rng_state"])
