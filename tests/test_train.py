@@ -9,7 +9,7 @@ from conftest import run_train_cli, tiny_run
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from aigc.errors import CheckpointError, ConfigError
-from aigc.train import train
+from aigc.train import build, next_steps, train
 
 
 @pytest.mark.parametrize("data", ["mnist", "fashion_mnist", "cifar10"])
@@ -225,3 +225,18 @@ def test_bf16_mixed_precision_on_cpu(make_cfg, tiny_mnist: Path) -> None:
 def test_compiled_gan_trains(make_cfg, tiny_mnist: Path) -> None:
     metrics = train(tiny_run(make_cfg, tiny_mnist, "model.compile=true", "debug=fdr"))
     assert torch.isfinite(torch.tensor(metrics["loss/d"]))
+
+
+@pytest.mark.parametrize(
+    ("override", "advice"),
+    [
+        ("trainer.max_steps=2", "with more trainer.max_epochs or trainer.max_steps"),
+        ("trainer.max_time=00:00:30:00", "with a longer trainer.max_time"),
+    ],
+)
+def test_a_finished_run_says_how_to_train_on(
+    make_cfg, tiny_mnist: Path, tmp_path: Path, override: str, advice: str
+) -> None:
+    _, model, trainer = build(tiny_run(make_cfg, tiny_mnist, override, "logger=none"))
+    message = next_steps(tmp_path / "run", trainer, model)
+    assert message.splitlines()[-1].endswith(f"ckpt_path=last, {advice}")

@@ -1,4 +1,5 @@
-"""aigc: generative models (GANs, Transformer language models) on PyTorch Lightning and Hydra."""
+"""aigc: generative models (GANs, Transformer language models, diffusion models) on PyTorch
+Lightning and Hydra."""
 
 __version__ = "0.1.0"
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.callbacks import Timer
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig, OmegaConf
@@ -111,9 +112,10 @@ def next_steps(run: Path, trainer: L.Trainer, model: L.LightningModule) -> str:
         data = f" data={choices['data']}" if "data" in choices else ""
         lines.append(f"  score         python eval.py ckpt_path={run}{data}")
     lines.append(f"  export        python export.py ckpt_path={run} out={run / 'export'}")
-    lines.append(
-        f"  train on      {resume_command(run)}, with more trainer.max_epochs or trainer.max_steps"
-    )
+    # A run held to a time budget (trainer.max_time) resumes with the time it has used.
+    timed = any(isinstance(callback, Timer) for callback in trainer.callbacks)
+    more = "a longer trainer.max_time" if timed else "more trainer.max_epochs or trainer.max_steps"
+    lines.append(f"  train on      {resume_command(run)}, with {more}")
     return "\n".join(lines)
 
 
