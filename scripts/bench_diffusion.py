@@ -60,7 +60,9 @@ def plain_loop(args: argparse.Namespace, variant: Variant) -> float:
     optimizer = torch.optim.AdamW(
         unet.parameters(), lr=hp.lr, betas=tuple(hp.betas), weight_decay=hp.weight_decay
     )
-    lr_scheduler = get_scheduler("constant_with_warmup", optimizer, num_warmup_steps=hp.warmup_steps)
+    lr_scheduler = get_scheduler(
+        "constant_with_warmup", optimizer, num_warmup_steps=hp.warmup_steps
+    )
     ema = EMAModel(unet.parameters(), decay=hp.ema_decay, use_ema_warmup=True)
     ema.to(device)
     if variant.compile:
