@@ -32,6 +32,7 @@ TINY_DIFFUSION = [
     "model.attention_head_dim=8",
     "model.steps=2",
 ]
+TINY_VQVAE = ["model.widths=[8,8,8]", "model.norm_groups=4", "model.levels=[4,3]"]
 
 
 def tiny_run(make_cfg, data_dir: Path, *overrides: str, output_dir: Path | None = None):

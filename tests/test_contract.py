@@ -13,7 +13,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from conftest import TINY_DIFFUSION, TINY_GAN, TINY_LM, write_tiny_idx_dataset
+from conftest import TINY_DIFFUSION, TINY_GAN, TINY_LM, TINY_VQVAE, write_tiny_idx_dataset
 from lightning.pytorch.callbacks import Callback
 
 from aigc.core.checkpoints import load_model
@@ -37,6 +37,7 @@ TINY = {
     ],
     "diffusion": [*TINY_DIFFUSION, "data=mnist", "data.batch_size=16", "model.ema_decay=0.9"],
     "classifier": ["model.width=4", "model.feature_dim=8", "data=mnist", "data.batch_size=16"],
+    "vqvae": [*TINY_VQVAE, "data=mnist", "data.batch_size=16"],
 }
 # The conditioning switch, for every model config that has one.
 CONDITIONED = {
@@ -45,13 +46,21 @@ CONDITIONED = {
 }
 
 
+# Other switches that change what a model config builds: the image tokenizer's learned codebook.
+VARIANTS = {
+    "vqvae": {"vq": ["model.quantizer=vq", "model.vq.codebook_size=16", "model.vq.dim=4"]},
+}
+
+
 def cases() -> list:
     params = []
     for path in sorted((CONFIG_DIR / "model").glob("*.yaml")):
         params.append(pytest.param(path.stem, [], id=path.stem))
+        variants = dict(VARIANTS.get(path.stem, {}))
         if "conditioning:" in path.read_text():
-            for kind, overrides in CONDITIONED.items():
-                params.append(pytest.param(path.stem, overrides, id=f"{path.stem}-{kind}"))
+            variants.update(CONDITIONED)
+        for kind, overrides in variants.items():
+            params.append(pytest.param(path.stem, overrides, id=f"{path.stem}-{kind}"))
     return params
 
 

@@ -94,7 +94,6 @@ def test_every_sampler_denoises_to_the_clean_image_with_a_perfect_predictor(
         torch.testing.assert_close(images, clean, atol=2e-3, rtol=0)
 
 
-@pytest.mark.parametrize("conditioning", ["label", "text"])
 class OffsetImageEstimator(torch.nn.Module):
     """Predicts the noise (or velocity) of the image estimate ``clean + offset``, whatever the
     timestep, and records the timesteps it was asked about."""
@@ -131,6 +130,7 @@ def test_min_snr_weighting_weighs_the_image_estimates_error_by_min_snr_gamma(
     assert (snr > 5).any() and (snr < 5).any()  # both sides of the cap were drawn
 
 
+@pytest.mark.parametrize("conditioning", ["label", "text"])
 def test_guidance_scale_1_is_the_conditional_prediction_and_others_extrapolate(
     conditioning: str,
 ) -> None:

@@ -241,6 +241,14 @@ def test_generate_refuses_a_classifier(classifier_ckpt: Path) -> None:
         run_generate(classifier_ckpt)
 
 
+def test_eval_refuses_a_classifier(classifier_ckpt: Path, tiny_mnist: Path) -> None:
+    cfg = compose_config(
+        "eval", f"ckpt_path={classifier_ckpt}", "data=mnist", f"paths.data_dir={tiny_mnist}"
+    )
+    with pytest.raises(ConfigError, match=r"holds a Classifier, which eval\.py does not score"):
+        evaluate(cfg)
+
+
 def test_eval_language_model(lm_ckpt: Path, corpus: Path, tmp_path: Path) -> None:
     cfg = compose_config("eval", f"ckpt_path={lm_ckpt}", "data=text", f"data.path={corpus}")
     results = evaluate(cfg)

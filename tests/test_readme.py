@@ -31,6 +31,7 @@ from conftest import (
     TINY_DIFFUSION,
     TINY_GAN,
     TINY_LM_SIZES,
+    TINY_VQVAE,
     accept_tiny_cifar10,
     run_train_cli,
     write_image_folder,
@@ -91,6 +92,7 @@ PLACEHOLDERS: dict[str, Callable[["Session"], object]] = {
     "<text gan run>": lambda s: s.run("mnist_text_gan"),
     "<text GAN>": lambda s: s.run("mnist_text_gan"),
     "<ddpm run>": lambda s: s.run("mnist_ddpm"),
+    "<vqvae run>": lambda s: s.run("mnist_vqvae"),
     "<classifier run or .ckpt>": lambda s: s.checkpoint("mnist_classifier"),
     "<classifier run>": lambda s: s.run("mnist_classifier"),
     "<classifier>": lambda s: s.checkpoint("mnist_classifier"),
@@ -111,6 +113,7 @@ TINY_MODELS = {
     "LanguageModel": [*TINY_LM_SIZES, "sampling.max_new_tokens=16"],
     "Classifier": ["model.width=8"],
     "DiffusionModel": [*TINY_DIFFUSION, "model.text_encoder.n_embd=16"],
+    "VQVAE": TINY_VQVAE,
 }
 # eval.py: the default count per condition (8) rather than 10,000 samples.
 TINY_EVAL = ["sampling.num_samples=null"]

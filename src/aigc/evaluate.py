@@ -12,7 +12,6 @@ import torch
 from omegaconf import DictConfig
 
 from aigc.core.checkpoints import load_model, model_source
-from aigc.core.module import GenerativeModule
 from aigc.errors import ConfigError, exit_on_user_error
 from aigc.metrics import SCORECARDS
 from aigc.paths import CONFIG_DIR, METRICS_FILE
@@ -28,9 +27,14 @@ def evaluate(cfg: DictConfig) -> Scores:
             "choose the data to evaluate on: data=<config>, e.g. data=mnist or data=shakespeare"
         )
     device = resolve_device(cfg.device)
-    model = load_model(cfg.ckpt_path, device, expected=GenerativeModule)
+    model = load_model(cfg.ckpt_path, device)
+    if model.scored_as not in SCORECARDS:
+        raise ConfigError(
+            f"{cfg.ckpt_path} holds a {type(model).__name__}, which eval.py does not score: it "
+            "scores image and text generators and image tokenizers"
+        )
     with torch.inference_mode(), autocast(device, cfg.precision):
-        return SCORECARDS[model.produces](model, cfg, device)
+        return SCORECARDS[model.scored_as](model, cfg, device)
 
 
 def report(results: Scores, path: Path) -> None:

@@ -19,9 +19,10 @@ class SampleLogger(L.Callback):
     by ``generate.py`` from the checkpoint of that step).
 
     Samples go to the loggers that show pictures or texts (TensorBoard, MLflow, W&B) and to
-    ``<dirpath>/step_XXXXXXX.png`` (or ``.txt``). Models that generate nothing, such as
-    classifiers, are skipped. With several processes every rank samples, since a sharded model
-    needs all of them to gather its weights, and rank 0 writes.
+    ``<dirpath>/step_XXXXXXX.png`` (or ``.txt``). Models that generate nothing show their
+    ``preview()`` instead (a tokenizer's reconstructions), or nothing (classifiers). With several
+    processes every rank samples, since a sharded model needs all of them to gather its weights,
+    and rank 0 writes.
     """
 
     def __init__(
@@ -56,15 +57,16 @@ class SampleLogger(L.Callback):
         step = trainer.global_step
         if trainer.sanity_checking or trainer.fast_dev_run or step == self._sampled_step:
             return  # each step is sampled once
-        if not isinstance(pl_module, GenerativeModule):
-            return
         self._sampled_step = step
-        samples = self._sample(trainer, pl_module)
-        if not trainer.is_global_zero:
+        if isinstance(pl_module, GenerativeModule):
+            samples, tag = self._sample(trainer, pl_module), pl_module.sample_tag(self.sampling)
+        else:
+            samples, tag = pl_module.preview(), pl_module.preview_tag
+        if samples is None or not trainer.is_global_zero:
             return
         samples.save(self.dirpath / f"step_{step:07d}")
         for logger in trainer.loggers:
-            log_samples(logger, samples, pl_module.sample_tag(self.sampling), step)
+            log_samples(logger, samples, tag, step)
 
     def _sample(self, trainer: L.Trainer, pl_module: GenerativeModule) -> Samples:
         """``pl_module.sample_from_config(sampling)``, run inside the FSDP wrapper's forward under

@@ -48,9 +48,19 @@ class AigcModule(L.LightningModule):
     # out, and a model rebuilt from an export has None in their place.
     training_only: ClassVar[tuple[str, ...]] = ()
 
+    # The logger tag of ``preview``'s pictures.
+    preview_tag: ClassVar[str] = "preview"
+    # Which of eval.py's scorecards measures this model (None: none does).
+    scored_as: ClassVar[str | None] = None
+
     @property
     def batch_keys(self) -> frozenset[str]:
         raise NotImplementedError
+
+    def preview(self) -> Samples | None:
+        """What the sample callback shows of a model that does not generate (a tokenizer's
+        reconstructions, say); None: nothing."""
+        return None
 
     @classmethod
     def class_key(cls) -> str:
@@ -132,6 +142,11 @@ class GenerativeModule(AigcModule):
     """
 
     produces: ClassVar[str]
+
+    @property
+    def scored_as(self) -> str:
+        """Generators are scored by what they produce: "image" or "text"."""
+        return self.produces
 
     def __init__(
         self,

@@ -3,6 +3,7 @@
 import math
 from collections.abc import Iterable
 
+import torch
 from torch import nn
 
 
@@ -25,3 +26,14 @@ def weight_decay_groups(params: Iterable[nn.Parameter], weight_decay: float) -> 
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
+
+
+def warmup_then_constant(optimizer: torch.optim.Optimizer, warmup_steps: int) -> dict:
+    """Lightning's ``configure_optimizers`` answer: ``optimizer`` with its learning rate warmed
+    up linearly over ``warmup_steps`` steps, then constant. For runs whose length is not known in
+    advance (a time budget) and whose averaged or best weights are what is kept."""
+    warmup = max(1, warmup_steps)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min(1.0, (step + 1) / warmup)
+    )
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -1,7 +1,7 @@
-"""The scorecard: what ``eval.py`` measures of a generative model, by what the model produces.
+"""The scorecard: what ``eval.py`` measures of a model, by what the model is.
 
 Every image generator, conditional or not, gets the same image scores; language models get
-their likelihood of held-out text.
+their likelihood of held-out text; image tokenizers, the quality of their reconstructions.
 """
 
 import math
@@ -12,19 +12,24 @@ import lightning as L
 import torch
 from hydra.utils import get_class
 from omegaconf import DictConfig
+from torchmetrics.image import PeakSignalNoiseRatio
 
 from aigc.core.conditioning import Condition, spread
-from aigc.core.module import GenerativeModule
+from aigc.core.module import AigcModule, GenerativeModule
 from aigc.data import ImageDataModule, TextDataModule
+from aigc.data.image import to_signed_unit_range
 from aigc.errors import ConfigError
 from aigc.metrics.image import (
     extract_features,
+    frechet_distance,
     image_scores,
     inception_available,
     inception_fid,
     load_feature_network,
     reference_features,
 )
+from aigc.models.vqvae import VQVAE
+from aigc.models.vqvae.quantizer import CodebookUsage
 from aigc.utils.instantiate import instantiate
 from aigc.utils.runtime import lightning_precision
 
@@ -101,18 +106,61 @@ def score_language_model(model: GenerativeModule, cfg: DictConfig, device: torch
     }
 
 
-SCORECARDS: dict[str, Callable[[GenerativeModule, DictConfig, torch.device], Scores]] = {
+def score_image_tokenizer(model: VQVAE, cfg: DictConfig, device: torch.device) -> Scores:
+    """How well the test split survives the trip through the tokenizer's codes
+    (``decode(encode(images))``): PSNR, how much of the codebook the test images use, and with a
+    classifier (``image.feature_ckpt``) its accuracy on the originals and on the
+    reconstructions, and the FID between the two in its feature space."""
+    datamodule = _data(cfg, ImageDataModule, model)
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    test = datamodule.test_set
+    psnr = PeakSignalNoiseRatio(data_range=(-1.0, 1.0))
+    usage = CodebookUsage(model.vocab_size)
+    originals, reconstructions = [], []
+    for pixels in test.images.split(cfg.image.batch_size):
+        images = to_signed_unit_range(pixels).to(device)
+        ids = model.encode(images)
+        reconstruction = model.decode(ids).float()
+        psnr.update(reconstruction.cpu(), images.float().cpu())
+        usage.update(ids.cpu())
+        originals.append(images.cpu())
+        reconstructions.append(reconstruction.cpu())
+    results: Scores = {"psnr": float(psnr.compute())}
+    results.update({f"codebook_{name}": float(v) for name, v in usage.compute().items()})
+    if cfg.image.feature_ckpt:
+        network = load_feature_network(cfg.image.feature_ckpt)
+        real, rebuilt = (
+            extract_features(network, batches, test.labels, device)
+            for batches in (originals, reconstructions)
+        )
+        if test.labels is not None:
+            for name, features in (("originals", real), ("reconstructions", rebuilt)):
+                correct = features.logits.argmax(dim=1) == features.labels
+                results[f"accuracy_{name}"] = float(correct.float().mean())
+        results["fid_reconstructions"] = frechet_distance(real, rebuilt)
+        results["feature_network"] = network.name
+    results["images"] = len(test)
+    results["tokens_per_image"] = model.tokens_per_image
+    return results
+
+
+# What eval.py measures of a model, by what ``scored_as`` says it is.
+SCORECARDS: dict[str, Callable[[AigcModule, DictConfig, torch.device], Scores]] = {
     "image": score_image_generator,
     "text": score_language_model,
+    "image_tokenizer": score_image_tokenizer,
 }
 
 
-def _data(cfg: DictConfig, kind: type, model: GenerativeModule, **kwargs) -> ImageDataModule:
+def _data(cfg: DictConfig, kind: type, model: AigcModule, **kwargs) -> ImageDataModule:
     """The datamodule of ``cfg.data``, which must be ``kind`` of data for this model."""
     if not issubclass(get_class(cfg.data._target_), kind):
+        wanted = "image" if kind is ImageDataModule else "text"
+        verb = "generates" if isinstance(model, GenerativeModule) else "reads"
         raise ConfigError(
-            f"{cfg.ckpt_path} holds a {type(model).__name__}, which generates {model.produces}; "
-            f"score it on {model.produces} data (the data config it was trained with)"
+            f"{cfg.ckpt_path} holds a {type(model).__name__}, which {verb} {wanted}; score it "
+            f"on {wanted} data (the data config it was trained with)"
         )
     return instantiate(cfg.data, **kwargs)
 

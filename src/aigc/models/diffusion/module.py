@@ -12,6 +12,7 @@ from torch import nn
 
 from aigc.core.conditioning import Condition
 from aigc.core.module import GenerativeModule, Monitor, Progress
+from aigc.core.optim import warmup_then_constant
 from aigc.core.samples import Samples
 from aigc.errors import ConfigError, check_positive
 from aigc.models.diffusion.export import save_diffusers
@@ -207,13 +208,9 @@ class DiffusionModel(GenerativeModule):
             betas=tuple(self.hparams.betas),
             weight_decay=self.hparams.weight_decay,
         )
-        # Linear warm-up, then constant: a run's length (often a time budget) is not known in
-        # advance, and the EMA weights, which sample, do the averaging a decay would.
-        warmup = max(1, self.hparams.warmup_steps)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: min(1.0, (step + 1) / warmup)
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        # A run's length (often a time budget) is not known in advance, and the EMA weights,
+        # which sample, do the averaging a decay would.
+        return warmup_then_constant(optimizer, self.hparams.warmup_steps)
 
     def save_diffusers(self, out: str | Path, ema: bool | None = None) -> Path:
         return save_diffusers(self, out, ema)
