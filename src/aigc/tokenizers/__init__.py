@@ -1,5 +1,7 @@
-"""Tokenizers: text to ids and back, each describing itself with a plain-value ``state_dict()``."""
+"""Tokenizers: text to ids and back, each describing itself with a plain-value ``state_dict()``;
+and the joint vocabulary of text bytes and image codes."""
 
+from aigc.tokenizers.joint import JointVocabulary
 from aigc.tokenizers.text import (
     TOKENIZER_KINDS,
     BPETokenizer,
@@ -15,6 +17,7 @@ __all__ = [
     "BPETokenizer",
     "ByteTokenizer",
     "CharTokenizer",
+    "JointVocabulary",
     "Tokenizer",
     "build_tokenizer",
     "tokenizer_from_state",
