@@ -33,6 +33,7 @@ TINY_DIFFUSION = [
     "model.steps=2",
 ]
 TINY_VQVAE = ["model.widths=[8,8,8]", "model.norm_groups=4", "model.levels=[4,3]"]
+TINY_MULTIMODAL = ["model.n_layer=1", "model.n_head=2", "model.n_embd=16"]
 
 
 def tiny_run(make_cfg, data_dir: Path, *overrides: str, output_dir: Path | None = None):
@@ -45,6 +46,27 @@ def tiny_run(make_cfg, data_dir: Path, *overrides: str, output_dir: Path | None 
         *overrides,
         output_dir=output_dir,
     )
+
+
+def tiny_image_tokenizer(make_cfg, data_dir: Path, run_dir: Path) -> Path:
+    """The run directory of a tiny image tokenizer (model=vqvae) trained 2 steps on the tiny MNIST
+    in ``data_dir``; trained once per ``run_dir``."""
+    if not (run_dir / "checkpoints" / "last.ckpt").is_file():
+        from aigc.train import train
+
+        train(
+            make_cfg(
+                "model=vqvae",
+                "data=mnist",
+                *TINY_VQVAE,
+                f"paths.data_dir={data_dir}",
+                "data.batch_size=16",
+                "trainer.max_steps=2",
+                "logger=none",
+                output_dir=run_dir,
+            )
+        )
+    return run_dir
 
 
 def run_train_cli(

@@ -13,7 +13,15 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from conftest import TINY_DIFFUSION, TINY_GAN, TINY_LM, TINY_VQVAE, write_tiny_idx_dataset
+from conftest import (
+    TINY_DIFFUSION,
+    TINY_GAN,
+    TINY_LM,
+    TINY_MULTIMODAL,
+    TINY_VQVAE,
+    tiny_image_tokenizer,
+    write_tiny_idx_dataset,
+)
 from lightning.pytorch.callbacks import Callback
 
 from aigc.core.checkpoints import load_model
@@ -38,6 +46,17 @@ TINY = {
     "diffusion": [*TINY_DIFFUSION, "data=mnist", "data.batch_size=16", "model.ema_decay=0.9"],
     "classifier": ["model.width=4", "model.feature_dim=8", "data=mnist", "data.batch_size=16"],
     "vqvae": [*TINY_VQVAE, "data=mnist", "data.batch_size=16"],
+    "multimodal": [
+        *TINY_MULTIMODAL,
+        "model.image_tokenizer={tokenizer}",
+        "data=mnist_captions",
+        "data.batch_size=16",
+        "model.dropout=0.1",
+        "model.ema_decay=0.9",
+        # Steps large enough that the average's logits draw other codes than the raw weights'.
+        "model.lr=0.05",
+        "model.warmup_steps=1",
+    ],
 }
 # The conditioning switch, for every model config that has one.
 CONDITIONED = {
@@ -71,9 +90,12 @@ def tiny_cfg(make_cfg, tmp_path: Path, config: str, extra: list[str], *overrides
         write_tiny_idx_dataset(data_dir)
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("the quick brown fox jumps over the lazy dog\n" * 30, encoding="utf-8")
+    places = {"corpus": corpus}
+    if any("{tokenizer}" in override for override in TINY[config]):
+        places["tokenizer"] = tiny_image_tokenizer(make_cfg, data_dir, tmp_path / "tokenizer")
     return make_cfg(
         f"model={config}",
-        *(override.format(corpus=corpus) for override in TINY[config]),
+        *(override.format(**places) for override in TINY[config]),
         *extra,
         f"paths.data_dir={data_dir}",
         "logger=none",

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from aigc.models.transformer import GPT
-from aigc.models.transformer.network import _sample
+from aigc.models.transformer.network import sample_token
 
 VOCAB, BLOCK = 17, 16
 
@@ -148,7 +148,7 @@ def test_top_k_and_top_p_sample_only_allowed_tokens():
     logits = probs.log().expand(4000, -1)
 
     def sampled(**filters) -> set[int]:
-        ids = _sample(logits, 1.0, filters.get("top_k"), filters.get("top_p"), seeded())
+        ids = sample_token(logits, 1.0, filters.get("top_k"), filters.get("top_p"), seeded())
         return set(ids.flatten().tolist())
 
     assert sampled(top_k=2) == {1, 3}

@@ -50,11 +50,16 @@ class GPT(nn.Module):
     def forward(self, idx: Tensor, targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """idx, targets: (B, T) token ids. Returns logits (B, T, vocab) and the mean
         cross-entropy against targets (None without targets)."""
-        logits = self.lm_head(self._hidden(idx))  # (B, T, vocab)
+        logits = self.logits(idx)  # (B, T, vocab)
         if targets is None:
             return logits, None
         loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
         return logits, loss
+
+    def logits(self, idx: Tensor, caches: list[KVCache] | None = None, pos: int = 0) -> Tensor:
+        """Next-token logits (B, T, vocab) of tokens idx (B, T) at positions pos, pos + 1, ...,
+        adding their keys and values to ``caches`` (one per block) when given."""
+        return self.lm_head(self._hidden(idx, caches, pos))
 
     def _hidden(self, idx: Tensor, caches: list[KVCache] | None = None, pos: int = 0) -> Tensor:
         """Final hidden states (B, T, C) of tokens idx (B, T) at positions pos, pos + 1, ..."""
@@ -120,7 +125,7 @@ class GPT(nn.Module):
                     h = self._hidden(window[:, n_cached:], caches, n_cached)
                     n_cached = window.size(1)
                 logits = self.lm_head(h[:, -1]).float()  # (B, vocab)
-                next_id = _sample(logits, temperature, top_k, top_p, generator)  # (B, 1)
+                next_id = sample_token(logits, temperature, top_k, top_p, generator)  # (B, 1)
             window = torch.cat([window, next_id], dim=1)
             if window.size(1) > self.block_size:
                 # The window slides by one token. Positions are learned and absolute, so every
@@ -153,7 +158,7 @@ def check_sampling_args(temperature: float, top_k: int | None, top_p: float | No
         raise ValueError(f"top_p must be in (0, 1], got {top_p}")
 
 
-def _sample(
+def sample_token(
     logits: Tensor,
     temperature: float,
     top_k: int | None,

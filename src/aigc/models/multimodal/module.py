@@ -1,0 +1,275 @@
+"""The LightningModule that trains one GPT on captioned images in both directions: text -> image
+(drawing what a prompt says) and image -> text (captioning)."""
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aigc.core.checkpoints import load_model
+from aigc.core.conditioning import Condition
+from aigc.core.module import GenerativeModule, Monitor, Progress, derived_generator
+from aigc.core.optim import warmup_then_constant, weight_decay_groups
+from aigc.core.samples import Samples
+from aigc.errors import ConfigError, check_positive
+from aigc.models.multimodal.network import TextImageGPT
+from aigc.models.transformer.network import check_sampling_args
+from aigc.models.vqvae import VQVAE
+from aigc.tokenizers.joint import JointVocabulary
+from aigc.utils.log_steps import logs_this_step
+
+Batch = dict[str, Any]  # image (B, C, H, W) in [-1, 1], text (B strings)
+IGNORE = -100  # the target of padding: cross-entropy leaves it out
+
+
+class TextImageModel(GenerativeModule):
+    """A GPT over the joint vocabulary of UTF-8 bytes and an image tokenizer's codes.
+
+    Every training example is a row of two segments of fixed length: the caption
+    ``[begin_text, bytes..., end_text, pad...]`` (``max_text_bytes`` bytes at most) and the image
+    ``[begin_image, codes..., end_image]``. With probability ``image_to_text_prob`` the image
+    comes first (the model learns to caption), else the caption does (it learns to draw); a
+    caption is replaced by the empty one with probability ``uncond_prob``, which gives the
+    unconditional model that classifier-free guidance contrasts and that draws without a
+    prompt. Both orders keep each segment at the same positions, so guided sampling runs the
+    prompted and the empty-prompted rows as one batch.
+
+    The image tokenizer (a ``VQVAE``, frozen) is part of the model: ``image_tokenizer`` names
+    its checkpoint when training starts, and its hyperparameters replace the path in this
+    model's own, so that checkpoints rebuild with no other file.
+    """
+
+    produces = "image"
+    monitor = Monitor("val/loss", "min")
+
+    def __init__(
+        self,
+        image_tokenizer: str | dict[str, Any],
+        image_shape: Sequence[int],
+        max_text_bytes: int = 48,
+        n_layer: int = 4,
+        n_head: int = 4,
+        n_embd: int = 128,
+        dropout: float = 0.0,
+        bias: bool = False,
+        image_to_text_prob: float = 0.5,
+        uncond_prob: float = 0.1,
+        guidance_scale: float = 1.0,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        lr: float = 1e-3,
+        warmup_steps: int = 100,
+        weight_decay: float = 0.1,
+        betas: Sequence[float] = (0.9, 0.99),
+        ema_decay: float | None = None,
+        class_names: Sequence[str] | None = None,
+        sample_prompts: Sequence[str] | None = None,
+        compile: bool = False,
+    ) -> None:
+        super().__init__("text", None, class_names, sample_prompts)
+        check_positive("model", max_text_bytes=max_text_bytes, lr=lr, n_embd=n_embd)
+        for name, p in (("image_to_text_prob", image_to_text_prob), ("uncond_prob", uncond_prob)):
+            if not 0.0 <= p <= 1.0:
+                raise ConfigError(f"model.{name}={p}; choose a value in [0, 1]")
+        self.save_hyperparameters()
+        self.image_tokenizer = _image_tokenizer(image_tokenizer)
+        self.hparams["image_tokenizer"] = dict(self.image_tokenizer.hparams)
+        if tuple(image_shape) != self.image_tokenizer.image_shape:
+            raise ConfigError(
+                f"the data's images are {tuple(image_shape)}, but the image tokenizer reads "
+                f"{self.image_tokenizer.image_shape}: pair it with the data it was trained on"
+            )
+        self.vocab = JointVocabulary(
+            self.image_tokenizer.vocab_size, self.image_tokenizer.tokens_per_image
+        )
+        self.text_length = max_text_bytes + 2  # the caption segment, padded
+        self.image_length = self.vocab.tokens_per_image + 2
+        for prompt in self.sample_prompts:  # a prompt too long fails now, not at step 200
+            self.text_segment(prompt)
+        self.network = TextImageGPT(
+            self.vocab.vocab_size,
+            self.text_length + self.image_length - 1,  # the inputs of a row
+            n_layer,
+            n_head,
+            n_embd,
+            dropout,
+            bias,
+        )
+        self.init_ema(ema_decay)
+        if compile:
+            self.network.compile()
+        # Which rows are captioned and which prompts are dropped come from a generator of their
+        # own, saved in checkpoints, so that a resumed run draws what an uninterrupted one would.
+        self.mix_rng = torch.Generator().manual_seed(torch.initial_seed())
+
+    @property
+    def sampling_network(self) -> nn.Module:
+        return self.network
+
+    def train(self, mode: bool = True) -> "TextImageModel":
+        super().train(mode)
+        self.image_tokenizer.eval()  # frozen: a learned codebook must not move in training mode
+        return self
+
+    def text_segment(self, text: str) -> list[int]:
+        """``[begin_text, bytes..., end_text]`` padded to the caption segment's length."""
+        ids = self.vocab.text(text)
+        budget = self.hparams.max_text_bytes
+        if len(ids) - 2 > budget:
+            raise ConfigError(
+                f"the text {text!r} is {len(ids) - 2} bytes, more than model.max_text_bytes="
+                f"{budget}"
+            )
+        return ids + [self.vocab.special["pad"]] * (self.text_length - len(ids))
+
+    def image_prefixes(self, texts: Sequence[str]) -> torch.Tensor:
+        """What an image is drawn after: each text's caption segment, then ``begin_image``."""
+        begin = self.vocab.special["begin_image"]
+        return torch.tensor([[*self.text_segment(t), begin] for t in texts], device=self.device)
+
+    def rows(self, texts: Sequence[str], images: torch.Tensor, image_first: torch.Tensor):
+        """Training rows ``(B, text_length + image_length)`` of captions and images (codes)."""
+        with torch.no_grad():
+            codes = self.image_tokenizer.encode(images)  # (B, tokens_per_image)
+        rows = []
+        for text, image, first in zip(texts, codes, image_first.tolist(), strict=True):
+            caption = torch.tensor(self.text_segment(text), device=codes.device)
+            segments = (self.vocab.image(image), caption)
+            rows.append(torch.cat(segments if first else segments[::-1]))
+        return torch.stack(rows)
+
+    def loss(self, network: nn.Module, batch: Batch, generator: torch.Generator) -> torch.Tensor:
+        """Cross-entropy of next-token prediction over rows in a random order per example."""
+        n = len(batch["text"])
+        image_first = torch.rand(n, generator=generator) < self.hparams.image_to_text_prob
+        dropped = torch.rand(n, generator=generator) < self.hparams.uncond_prob
+        texts = ["" if drop else text for text, drop in zip(batch["text"], dropped, strict=True)]
+        rows = self.rows(texts, batch["image"], image_first)
+        targets = rows[:, 1:].masked_fill(rows[:, 1:] == self.vocab.special["pad"], IGNORE)
+        logits = network(rows[:, :-1])  # (B, T, vocab)
+        return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        loss = self.loss(self.network, batch, self.mix_rng)
+        if logs_this_step(self.trainer):
+            self.log("train/loss", loss, prog_bar=True, sync_dist=True)
+        return loss
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        generator = torch.Generator().manual_seed(batch_idx)  # the same rows every validation
+        loss = self.loss(self.generating_network(), batch, generator)
+        self.log(
+            self.monitor.metric, loss, prog_bar=True, batch_size=len(batch["text"]), sync_dist=True
+        )
+
+    def draw(
+        self,
+        network: nn.Module,
+        n: int,
+        condition: Condition | None,
+        generator: torch.Generator | None,
+        progress: Progress | None,
+        *,
+        guidance_scale: float | None = None,
+        temperature: float | None = None,
+        top_k: int | None = None,
+    ) -> Samples:
+        """Images for prompts: each prompt's caption segment, then image codes drawn one by one
+        (the empty prompt "" draws from the unconditional model)."""
+        hp = self.hparams
+        guidance_scale = hp.guidance_scale if guidance_scale is None else guidance_scale
+        temperature, top_k = self._sampling(temperature, top_k)
+        if not guidance_scale > 0:
+            raise ConfigError(f"guidance_scale={guidance_scale}: must be greater than 0")
+        unconditional = self.image_prefixes([""] * n) if guidance_scale != 1.0 else None
+        codes = network.decode(
+            self.image_prefixes(condition.texts),
+            self.vocab.tokens_per_image,
+            self.allowed(self.vocab.image_ids),
+            temperature,
+            top_k,
+            derived_generator(generator, self.device),
+            guidance_scale,
+            unconditional,
+        )
+        images = self.image_tokenizer.decode(codes - self.vocab.image_offset)
+        return Samples(images=images.float().cpu(), captions=list(condition.texts))
+
+    def caption(
+        self,
+        images: torch.Tensor,
+        generator: torch.Generator | None = None,
+        temperature: float = 0.0,
+        top_k: int | None = None,
+    ) -> list[str]:
+        """The caption of each image ``(B, C, H, W)`` in [-1, 1]; greedy unless a
+        ``temperature`` is given."""
+        if tuple(images.shape[1:]) != self.image_tokenizer.image_shape:
+            raise ConfigError(
+                f"an image of shape {tuple(images.shape[1:])}; this model reads "
+                f"{self.image_tokenizer.image_shape}"
+            )
+        temperature, top_k = self._sampling(temperature, top_k)
+        begin_text, end_text = self.vocab.special["begin_text"], self.vocab.special["end_text"]
+        with torch.no_grad():
+            codes = self.image_tokenizer.encode(images.to(self.device))
+            prefix = torch.stack(
+                [torch.cat([self.vocab.image(c), c.new_tensor([begin_text])]) for c in codes]
+            )
+            allowed = self.allowed([*self.vocab.text_ids, end_text])
+            text = self.generating_network().decode(
+                prefix,
+                self.hparams.max_text_bytes + 1,
+                allowed,
+                temperature,
+                top_k,
+                derived_generator(generator, self.device),
+                stop_id=end_text,
+            )
+        return [self.vocab.read_text([begin_text, *row]) for row in text.tolist()]
+
+    def _sampling(self, temperature: float | None, top_k: int | None) -> tuple[float, int | None]:
+        hp = self.hparams
+        temperature = hp.temperature if temperature is None else temperature
+        top_k = hp.top_k if top_k is None else top_k
+        try:
+            check_sampling_args(temperature, top_k, None)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        return temperature, top_k
+
+    def allowed(self, ids: Sequence[int]) -> torch.Tensor:
+        """The boolean mask ``(vocab,)`` of ``ids``, for ``TextImageGPT.decode``."""
+        allowed = torch.zeros(self.vocab.vocab_size, dtype=torch.bool, device=self.device)
+        allowed[list(ids)] = True
+        return allowed
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        hp = self.hparams
+        optimizer = torch.optim.AdamW(
+            weight_decay_groups(self.network.parameters(), hp.weight_decay),
+            lr=hp.lr,
+            betas=tuple(hp.betas),
+        )
+        return warmup_then_constant(optimizer, hp.warmup_steps)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["mix_rng_state"] = self.mix_rng.get_state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self.mix_rng.set_state(checkpoint["mix_rng_state"])
+
+
+def _image_tokenizer(source: str | dict[str, Any]) -> VQVAE:
+    """The frozen image tokenizer: from its checkpoint (a path), or built empty from its
+    hyperparameters (a dict), when the weights come from this model's own checkpoint."""
+    if isinstance(source, str | Path):
+        tokenizer = load_model(source, expected=VQVAE)
+    else:
+        tokenizer = VQVAE(**{**source, "compile": False})
+    return tokenizer.eval().requires_grad_(False)

@@ -1,0 +1,141 @@
+"""The text + image GPT: its rows, decoding held to one kind of token, guidance, captioning, a
+tiny model that learns two pairs both ways, and the error lines. The contract test covers
+training, reloading, exports and exact resumes."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TINY_MULTIMODAL, tiny_image_tokenizer, write_tiny_idx_dataset
+
+from aigc.core.conditioning import Condition
+from aigc.errors import CheckpointError, ConfigError
+from aigc.models.multimodal import TextImageModel
+from aigc.models.vqvae import VQVAE
+from aigc.train import train
+
+TOKENIZER = dict(image_shape=(1, 28, 28), widths=(8, 8, 8), norm_groups=4, levels=(4, 3))
+PAIRS = ["a one", "the digit two"]
+
+
+def tiny_model(**kwargs) -> TextImageModel:
+    torch.manual_seed(0)
+    sizes = dict(n_layer=2, n_head=2, n_embd=32, max_text_bytes=16, sample_prompts=PAIRS)
+    return TextImageModel(VQVAE(**TOKENIZER).hparams, (1, 28, 28), **{**sizes, **kwargs})
+
+
+def test_rows_put_each_segment_at_the_same_place_in_both_orders() -> None:
+    model = tiny_model()
+    images = torch.rand(2, 1, 28, 28) * 2 - 1
+    rows = model.rows(PAIRS, images, torch.tensor([False, True]))
+    special, vocab = model.vocab.special, model.vocab
+    assert rows.shape == (2, 18 + 51)  # caption segment (16 bytes + 2), image segment (49 + 2)
+    assert rows[0, 0] == special["begin_text"] and rows[0, 18] == special["begin_image"]
+    assert rows[1, 0] == special["begin_image"] and rows[1, 51] == special["begin_text"]
+    assert vocab.read_text(rows[0]) == PAIRS[0] and vocab.read_text(rows[1]) == PAIRS[1]
+    codes = model.image_tokenizer.encode(images)
+    assert torch.equal(vocab.read_image(rows[0]), codes[0])
+    assert torch.equal(vocab.read_image(rows[1]), codes[1])
+
+
+def test_decoding_draws_only_allowed_ids_and_the_cache_changes_nothing() -> None:
+    model = tiny_model().eval()
+    prefix, free = model.image_prefixes(PAIRS), model.image_prefixes(["", ""])
+    allowed = model.allowed(model.vocab.image_ids)
+    draws = [
+        model.network.decode(
+            prefix,
+            49,
+            allowed,
+            generator=torch.Generator().manual_seed(0),
+            use_cache=cached,
+            guidance_scale=3.0,
+            unconditional=free,
+        )
+        for cached in (True, False)
+    ]
+    assert torch.equal(draws[0], draws[1])
+    assert all(i in model.vocab.image_ids for i in draws[0].flatten().tolist())
+
+
+def test_guidance_scale_1_is_the_conditional_model() -> None:
+    model = tiny_model().eval()
+    condition = Condition(texts=PAIRS)
+
+    def draw(**settings) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(0)
+        return model.sample(2, condition=condition, generator=generator, **settings).images
+
+    torch.testing.assert_close(draw(), draw(guidance_scale=1.0), rtol=0, atol=0)
+    assert not torch.equal(draw(), draw(guidance_scale=4.0))
+
+
+def test_a_tiny_model_learns_two_pairs_in_both_directions() -> None:
+    model = tiny_model(lr=3e-3, uncond_prob=0.0)
+    torch.manual_seed(1)
+    images = torch.rand(2, 1, 28, 28) * 2 - 1
+    optimizer = torch.optim.AdamW(model.network.parameters(), lr=3e-3)
+    model.train()
+    for step in range(300):
+        order = torch.tensor([step % 2 == 0] * 2)  # both directions, in turn
+        rows = model.rows(PAIRS, images, order)
+        logits = model.network(rows[:, :-1])
+        targets = rows[:, 1:].masked_fill(rows[:, 1:] == model.vocab.special["pad"], -100)
+        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    assert model.caption(images) == PAIRS
+    drawn = model.sample(2, condition=Condition(texts=PAIRS), temperature=0.0)
+    expected = model.image_tokenizer.decode(model.image_tokenizer.encode(images))
+    torch.testing.assert_close(drawn.images, expected, rtol=0, atol=1e-6)
+
+
+def test_bad_input_is_one_line(tmp_path: Path, make_cfg) -> None:
+    model = tiny_model()
+    with pytest.raises(ConfigError, match=r"is 20 bytes, more than model\.max_text_bytes=16"):
+        model.sample(1, condition=Condition(texts=["twenty bytes of text"]))
+    with pytest.raises(ConfigError, match=r"an image of shape \(3, 28, 28\)"):
+        model.caption(torch.zeros(1, 3, 28, 28))
+    with pytest.raises(ConfigError, match=r"the data's images are \(1, 32, 32\)"):
+        TextImageModel(VQVAE(**TOKENIZER).hparams, (1, 32, 32), sample_prompts=PAIRS)
+    with pytest.raises(ConfigError, match="is 17 bytes"):  # a sample prompt: at once
+        tiny_model(sample_prompts=["seventeen bytes!!"])
+    data = tmp_path / "data"
+    write_tiny_idx_dataset(data)
+    classifier = tmp_path / "classifier"
+    train(
+        make_cfg(
+            "model=classifier",
+            "data=mnist",
+            f"paths.data_dir={data}",
+            "model.width=4",
+            "trainer.max_steps=1",
+            "logger=none",
+            output_dir=classifier,
+        )
+    )
+    with pytest.raises(CheckpointError, match="holds a Classifier, not a VQVAE"):
+        TextImageModel(str(classifier), (1, 28, 28), sample_prompts=PAIRS)
+
+
+def test_the_tokenizer_stays_frozen_while_the_gpt_trains(make_cfg, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_tiny_idx_dataset(data)
+    tokenizer = tiny_image_tokenizer(make_cfg, data, tmp_path / "tokenizer")
+    before = torch.load(tokenizer / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    cfg = make_cfg(
+        "model=multimodal",
+        "data=mnist_captions",
+        *TINY_MULTIMODAL,
+        f"model.image_tokenizer={tokenizer}",
+        f"paths.data_dir={data}",
+        "data.batch_size=16",
+        "trainer.max_steps=3",
+        "logger=none",
+    )
+    train(cfg)
+    after = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
+    for name, tensor in before.items():
+        assert torch.equal(after["state_dict"][f"image_tokenizer.{name}"], tensor), name
