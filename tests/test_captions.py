@@ -54,3 +54,12 @@ def test_draws_are_seeded() -> None:
     assert DIGITS.draw(labels, 0) == DIGITS.draw(labels, 0) != DIGITS.draw(labels, 1)
     prompts = DIGITS.sample_prompts()
     assert set(zip(prompts, range(10), strict=True)) <= all_captions(DIGITS.train_templates)
+
+
+def test_a_caption_in_any_template_wording_names_its_class() -> None:
+    for template in (*DIGITS.train_templates, *DIGITS.heldout_templates):
+        for label in range(10):
+            assert DIGITS.label_of(DIGITS.caption(template, label)) == label, template
+    assert DIGITS.label_of(" a handwritten seven\n") == 7  # as a caption is cut
+    assert DIGITS.label_of("a handwritten sevenn") is None  # any other wording is no answer
+    assert DIGITS.label_of("seven or eight") is None

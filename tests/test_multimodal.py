@@ -6,10 +6,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_MULTIMODAL, tiny_image_tokenizer, write_tiny_idx_dataset
+from conftest import (
+    TINY_MULTIMODAL,
+    compose_config,
+    tiny_image_tokenizer,
+    write_tiny_idx_dataset,
+)
 
 from aigc.core.conditioning import Condition
 from aigc.errors import CheckpointError, ConfigError
+from aigc.evaluate import evaluate
 from aigc.models.multimodal import TextImageModel
 from aigc.models.vqvae import VQVAE
 from aigc.train import train
@@ -139,3 +145,34 @@ def test_the_tokenizer_stays_frozen_while_the_gpt_trains(make_cfg, tmp_path: Pat
     after = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
     for name, tensor in before.items():
         assert torch.equal(after["state_dict"][f"image_tokenizer.{name}"], tensor), name
+
+    # eval.py's scorecard: its drawings as any text-conditional generator's, then its captions
+    # and likelihoods over the test split.
+    classifier = tmp_path / "classifier"
+    train(
+        make_cfg(
+            "model=classifier",
+            "data=mnist",
+            f"paths.data_dir={data}",
+            "model.width=4",
+            "trainer.max_steps=1",
+            "logger=none",
+            output_dir=classifier,
+        )
+    )
+    scores = evaluate(
+        compose_config(
+            "eval",
+            f"ckpt_path={cfg.paths.output_dir}",
+            "data=mnist_captions",
+            f"paths.data_dir={data}",
+            f"image.feature_ckpt={classifier}",
+            "sampling.num_samples=2000",
+        )
+    )
+    assert scores["fid"] > 0 and 0 <= scores["heldout/conditional_accuracy"] <= 1
+    assert 0 <= scores["caption_accuracy"] <= 1
+    # An untrained model's bits: near log2 of the codes' and the bytes' counts.
+    assert 0 < scores["image_bits_per_dim"] < 49 * 13 / 784 * 1.5
+    assert 0 < scores["caption_bits_per_byte"] < 13
+    assert isinstance(scores["caption_example"], str)

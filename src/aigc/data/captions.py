@@ -64,6 +64,21 @@ class CaptionSet:
             captions.append(self.caption(options[int(pick * len(options))], label))
         return captions
 
+    @cached_property
+    def _labels(self) -> dict[str, int]:
+        """Every caption any template gives (training or held out), with its class."""
+        templates = (*self.train_templates, *self.heldout_templates)
+        labels = {}
+        for template in templates:
+            for label in range(self.num_classes):
+                labels[self.caption(template, label)] = label
+        return labels
+
+    def label_of(self, caption: str) -> int | None:
+        """The class a caption names, when it is worded as one of the templates (training or
+        held out); None for any other text."""
+        return self._labels.get(caption.strip())
+
     def prompts(self, heldout: bool) -> list[tuple[str, int]]:
         """(caption, label) pairs for every class: of every held-out template, or of
         ``scored_per_wording`` training templates of each language (the same ones every time)."""

@@ -84,6 +84,11 @@ class ImageDataModule(AigcDataModule):
         """Prompts that sample grids of a text-conditional model show during training."""
         raise NotImplementedError
 
+    def caption_label(self, caption: str) -> int | None:
+        """The class a caption names, where the data's captions come from templates over class
+        names (the captioning accuracy of eval.py); None otherwise."""
+        return None
+
     def prompts(self, heldout: bool) -> list[tuple[str, int]] | None:
         """(prompt, class) pairs that score a text-conditional model's conditional accuracy:
         prompts worded as in training, or ``heldout`` ones training never saw; None where the

@@ -108,6 +108,9 @@ class TorchvisionImageDataModule(ImageDataModule):
     def prompts(self, heldout: bool) -> list[tuple[str, int]] | None:
         return None if self.captions is None else self.captions.prompts(heldout)
 
+    def caption_label(self, caption: str) -> int | None:
+        return None if self.captions is None else self.captions.label_of(caption)
+
     def describe(self) -> str:
         return f"{self.hparams.dataset} in {self.root}"
 

@@ -28,6 +28,7 @@ from aigc.metrics.image import (
     load_feature_network,
     reference_features,
 )
+from aigc.models.multimodal import TextImageModel
 from aigc.models.vqvae import VQVAE
 from aigc.models.vqvae.quantizer import CodebookUsage
 from aigc.utils.instantiate import instantiate
@@ -145,11 +146,47 @@ def score_image_tokenizer(model: VQVAE, cfg: DictConfig, device: torch.device) -
     return results
 
 
+def score_text_image_model(model: TextImageModel, cfg: DictConfig, device: torch.device) -> Scores:
+    """A model that draws and captions: the image generator's scorecard of its drawings from
+    prompts (training and held-out wordings), then over the test split its captions' accuracy
+    (the share that name the image's class in one of the data's caption wordings, greedy),
+    and its negative log-likelihood of the test images (bits per pixel, after the empty
+    caption) and of their captions (bits per byte, after the image)."""
+    results = score_image_generator(model, cfg, device)
+    datamodule = _data(cfg, ImageDataModule, model)
+    datamodule.setup("test")
+    test = datamodule.test_set
+    if test.texts is None:
+        raise ConfigError(f"{cfg.ckpt_path}: score it on captioned data (data=mnist_captions)")
+    captions, image_nats, text_nats, num_bytes = [], 0.0, 0.0, 0
+    step = cfg.image.batch_size
+    for start in range(0, len(test), step):
+        images = to_signed_unit_range(test.images[start : start + step]).to(device)
+        texts = test.texts[start : start + step]
+        captions += model.caption(images)
+        nats = model.nll_sums(images, texts)
+        image_nats, text_nats, num_bytes = (
+            image_nats + nats[0],
+            text_nats + nats[1],
+            num_bytes + nats[2],
+        )
+    # Accuracy where the data's own captions name their class in words a parser knows.
+    if test.labels is not None and datamodule.caption_label(test.texts[0]) is not None:
+        parsed = [datamodule.caption_label(caption) for caption in captions]
+        right = sum(p == int(label) for p, label in zip(parsed, test.labels, strict=True))
+        results["caption_accuracy"] = right / len(test)
+    results["image_bits_per_dim"] = image_nats / math.log(2) / test.images[0].numel() / len(test)
+    results["caption_bits_per_byte"] = text_nats / math.log(2) / num_bytes
+    results["caption_example"] = captions[0]
+    return results
+
+
 # What eval.py measures of a model, by what ``scored_as`` says it is.
 SCORECARDS: dict[str, Callable[[AigcModule, DictConfig, torch.device], Scores]] = {
     "image": score_image_generator,
     "text": score_language_model,
     "image_tokenizer": score_image_tokenizer,
+    "text_image": score_text_image_model,
 }
 
 

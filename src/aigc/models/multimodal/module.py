@@ -43,6 +43,7 @@ class TextImageModel(GenerativeModule):
     """
 
     produces = "image"
+    scored_as = "text_image"
     monitor = Monitor("val/loss", "min")
 
     def __init__(
@@ -230,6 +231,28 @@ class TextImageModel(GenerativeModule):
                 stop_id=end_text,
             )
         return [self.vocab.read_text([begin_text, *row]) for row in text.tolist()]
+
+    def nll_sums(self, images: torch.Tensor, texts: Sequence[str]) -> tuple[float, float, int]:
+        """Negative log-likelihoods in nats, summed over a batch: of the images' codes after the
+        empty caption, of the captions' bytes (and their end) after their images; and the
+        captions' bytes. Divided by pixels and bytes they give bits per dimension and per byte."""
+        network = self.generating_network()
+        n = len(texts)
+        sums = []
+        for image_first, kept in ((False, self.vocab.image_ids), (True, self.vocab.text_ids)):
+            rows = self.rows(
+                [""] * n if not image_first else texts, images, torch.full((n,), image_first)
+            )
+            targets = rows[:, 1:]
+            scored = torch.isin(targets, torch.tensor(list(kept), device=targets.device))
+            if image_first:  # a caption's end is part of its likelihood
+                scored |= targets == self.vocab.special["end_text"]
+            nll = F.cross_entropy(
+                network(rows[:, :-1]).flatten(0, 1).float(), targets.flatten(), reduction="none"
+            )
+            sums.append(float(nll[scored.flatten()].sum()))
+        num_bytes = sum(len(text.encode("utf-8")) for text in texts)
+        return sums[0], sums[1], num_bytes
 
     def _sampling(self, temperature: float | None, top_k: int | None) -> tuple[float, int | None]:
         hp = self.hparams
