@@ -31,6 +31,7 @@ from conftest import (
     TINY_DIFFUSION,
     TINY_GAN,
     TINY_LM_SIZES,
+    TINY_MULTIMODAL,
     TINY_VQVAE,
     accept_tiny_cifar10,
     run_train_cli,
@@ -93,6 +94,9 @@ PLACEHOLDERS: dict[str, Callable[["Session"], object]] = {
     "<text GAN>": lambda s: s.run("mnist_text_gan"),
     "<ddpm run>": lambda s: s.run("mnist_ddpm"),
     "<vqvae run>": lambda s: s.run("mnist_vqvae"),
+    "<multimodal run>": lambda s: s.run(
+        "mnist_multimodal", f"model.image_tokenizer={s.run('mnist_vqvae')}"
+    ),
     "<classifier run or .ckpt>": lambda s: s.checkpoint("mnist_classifier"),
     "<classifier run>": lambda s: s.run("mnist_classifier"),
     "<classifier>": lambda s: s.checkpoint("mnist_classifier"),
@@ -114,6 +118,7 @@ TINY_MODELS = {
     "Classifier": ["model.width=8"],
     "DiffusionModel": [*TINY_DIFFUSION, "model.text_encoder.n_embd=16"],
     "VQVAE": TINY_VQVAE,
+    "TextImageModel": TINY_MULTIMODAL,
 }
 # eval.py: the default count per condition (8) rather than 10,000 samples.
 TINY_EVAL = ["sampling.num_samples=null"]
@@ -212,11 +217,12 @@ class Session:
         write_image_folder(self.files / "my_images")
         self._runs: dict[str, Path] = {}
 
-    def run(self, experiment: str) -> Path:
-        """The run directory of ``python train.py experiment=<experiment>``, trained tiny."""
+    def run(self, experiment: str, *overrides: str) -> Path:
+        """The run directory of ``python train.py experiment=<experiment> <overrides>``, trained
+        tiny."""
         if experiment not in self._runs:
             run_dir = self.root / "runs" / experiment
-            train_job([f"experiment={experiment}", f"hydra.run.dir={run_dir}"])
+            train_job([f"experiment={experiment}", *overrides, f"hydra.run.dir={run_dir}"])
             self._runs[experiment] = run_dir
         return self._runs[experiment]
 
