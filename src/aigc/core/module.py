@@ -18,6 +18,7 @@ from aigc.errors import ConfigError
 
 MODEL_CLASS_KEY = "aigc_model_class"
 RNG_STATES_KEY = "aigc_rng_states"
+TRAINING_RNG_KEY = "aigc_training_rng_state"
 
 # Called by a family while it samples: (steps done, steps in all, the samples so far or None).
 Progress = Callable[[int, int, Samples | None], None]
@@ -174,6 +175,10 @@ class GenerativeModule(AigcModule):
         self.class_names = list(class_names) if class_names else None
         self.sample_prompts = list(sample_prompts) if sample_prompts else None
         self.ema: AveragedModel | None = None
+        # The randomness training draws itself (GAN latents, diffusion noise and timesteps, the
+        # text + image model's row orders) comes from this generator, saved in checkpoints, so a
+        # resumed run draws exactly what an uninterrupted one would.
+        self.training_rng = torch.Generator().manual_seed(torch.initial_seed())
 
     @property
     def batch_keys(self) -> frozenset[str]:
@@ -313,6 +318,15 @@ class GenerativeModule(AigcModule):
         for name, tensor in self.generating_network(ema).state_dict().items():
             state[f"{prefix}.{name}"] = tensor
         return state
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint[TRAINING_RNG_KEY] = self.training_rng.get_state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        if TRAINING_RNG_KEY in checkpoint:  # checkpoints from before it was saved lack it
+            self.training_rng.set_state(checkpoint[TRAINING_RNG_KEY])
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.ema is not None:

@@ -98,9 +98,6 @@ class DiffusionModel(GenerativeModule):
         self.init_ema(ema_decay)
         if compile:
             self.denoiser.compile()
-        # Training noise and timesteps come from their own generator, saved in checkpoints, so a
-        # resumed run draws exactly what an uninterrupted one would.
-        self.noise_rng = torch.Generator().manual_seed(torch.initial_seed())
 
     @property
     def sampling_network(self) -> nn.Module:
@@ -140,7 +137,7 @@ class DiffusionModel(GenerativeModule):
         return clipped / (snr + 1)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        loss = self.loss(self.denoiser, batch, self.noise_rng, self.hparams.uncond_prob)
+        loss = self.loss(self.denoiser, batch, self.training_rng, self.hparams.uncond_prob)
         if logs_this_step(self.trainer):
             self.log("train/loss", loss, prog_bar=True, sync_dist=True)
         return loss
@@ -214,11 +211,3 @@ class DiffusionModel(GenerativeModule):
 
     def save_diffusers(self, out: str | Path, ema: bool | None = None) -> Path:
         return save_diffusers(self, out, ema)
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        super().on_save_checkpoint(checkpoint)
-        checkpoint["noise_rng_state"] = self.noise_rng.get_state()
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        super().on_load_checkpoint(checkpoint)
-        self.noise_rng.set_state(checkpoint["noise_rng_state"])

@@ -94,9 +94,6 @@ class GAN(GenerativeModule):
             self.generator.compile()
             self.discriminator.compile()
         self.val_fid = RandomFeatureFID(shape[0])
-        # Training latents come from their own generator, saved in checkpoints, so a resumed run
-        # draws exactly the latents an uninterrupted one would.
-        self.latent_rng = torch.Generator().manual_seed(torch.initial_seed())
 
     @property
     def sampling_network(self) -> nn.Module:
@@ -137,7 +134,7 @@ class GAN(GenerativeModule):
         cond = self.condition_vectors(self.batch_condition(batch))  # (B, cond_dim) or None
         # The generator reads the condition as given: the text encoder learns with D.
         cond_g = None if cond is None else cond.detach()
-        fake = self.generator(self.latents(real.size(0), self.latent_rng), cond_g)
+        fake = self.generator(self.latents(real.size(0), self.training_rng), cond_g)
 
         # Discriminator: push real logits up and fake ones down; detach keeps G out of this graph.
         fake_logits = self.discriminator(fake.detach(), cond)
@@ -219,10 +216,3 @@ class GAN(GenerativeModule):
         opt_g = torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas)
         opt_d = torch.optim.Adam(d_params, lr=lr, betas=betas)
         return [opt_g, opt_d]
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        super().on_save_checkpoint(checkpoint)
-        checkpoint["latent_rng_state"] = self.latent_rng.get_state()
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.latent_rng.set_state(checkpoint["latent_rng_state"])

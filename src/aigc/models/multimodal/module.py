@@ -102,9 +102,6 @@ class TextImageModel(GenerativeModule):
         self.init_ema(ema_decay)
         if compile:
             self.network.compile()
-        # Which rows are captioned and which prompts are dropped come from a generator of their
-        # own, saved in checkpoints, so that a resumed run draws what an uninterrupted one would.
-        self.mix_rng = torch.Generator().manual_seed(torch.initial_seed())
 
     @property
     def sampling_network(self) -> nn.Module:
@@ -154,7 +151,7 @@ class TextImageModel(GenerativeModule):
         return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        loss = self.loss(self.network, batch, self.mix_rng)
+        loss = self.loss(self.network, batch, self.training_rng)
         if logs_this_step(self.trainer):
             self.log("train/loss", loss, prog_bar=True, sync_dist=True)
         return loss
@@ -278,14 +275,6 @@ class TextImageModel(GenerativeModule):
             betas=tuple(hp.betas),
         )
         return warmup_then_constant(optimizer, hp.warmup_steps)
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        super().on_save_checkpoint(checkpoint)
-        checkpoint["mix_rng_state"] = self.mix_rng.get_state()
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        super().on_load_checkpoint(checkpoint)
-        self.mix_rng.set_state(checkpoint["mix_rng_state"])
 
 
 def _image_tokenizer(source: str | dict[str, Any]) -> VQVAE:
