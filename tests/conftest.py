@@ -69,6 +69,25 @@ def tiny_image_tokenizer(make_cfg, data_dir: Path, run_dir: Path) -> Path:
     return run_dir
 
 
+def tiny_classifier(make_cfg, data_dir: Path, run_dir: Path) -> Path:
+    """The run directory of a tiny classifier (a feature network for eval.py) trained 3 steps on
+    the MNIST-layout data in ``data_dir``."""
+    from aigc.train import train
+
+    train(
+        make_cfg(
+            "model=classifier",
+            "data=mnist",
+            f"paths.data_dir={data_dir}",
+            "model.width=4",
+            "trainer.max_steps=3",
+            "logger=none",
+            output_dir=run_dir,
+        )
+    )
+    return run_dir
+
+
 def run_train_cli(
     *args: str, cwd: Path = ROOT, data_dir: Path | None = None, launcher: Sequence[str] = ()
 ) -> subprocess.CompletedProcess:

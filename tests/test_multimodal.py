@@ -9,6 +9,7 @@ import torch
 from conftest import (
     TINY_MULTIMODAL,
     compose_config,
+    tiny_classifier,
     tiny_image_tokenizer,
     write_tiny_idx_dataset,
 )
@@ -110,18 +111,7 @@ def test_bad_input_is_one_line(tmp_path: Path, make_cfg) -> None:
         tiny_model(sample_prompts=["seventeen bytes!!"])
     data = tmp_path / "data"
     write_tiny_idx_dataset(data)
-    classifier = tmp_path / "classifier"
-    train(
-        make_cfg(
-            "model=classifier",
-            "data=mnist",
-            f"paths.data_dir={data}",
-            "model.width=4",
-            "trainer.max_steps=1",
-            "logger=none",
-            output_dir=classifier,
-        )
-    )
+    classifier = tiny_classifier(make_cfg, data, tmp_path / "classifier")
     with pytest.raises(CheckpointError, match="holds a Classifier, not a VQVAE"):
         TextImageModel(str(classifier), (1, 28, 28), sample_prompts=PAIRS)
 
@@ -148,18 +138,7 @@ def test_the_tokenizer_stays_frozen_while_the_gpt_trains(make_cfg, tmp_path: Pat
 
     # eval.py's scorecard: its drawings as any text-conditional generator's, then its captions
     # and likelihoods over the test split.
-    classifier = tmp_path / "classifier"
-    train(
-        make_cfg(
-            "model=classifier",
-            "data=mnist",
-            f"paths.data_dir={data}",
-            "model.width=4",
-            "trainer.max_steps=1",
-            "logger=none",
-            output_dir=classifier,
-        )
-    )
+    classifier = tiny_classifier(make_cfg, data, tmp_path / "classifier")
     scores = evaluate(
         compose_config(
             "eval",

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_VQVAE, compose_config, write_idx
+from conftest import TINY_VQVAE, compose_config, tiny_classifier, write_idx
 
 from aigc.core.checkpoints import load_model
 from aigc.errors import ConfigError
@@ -160,18 +160,7 @@ def test_a_short_training_reconstructs_held_out_images_and_logs_its_scores(
     assert (run / "samples" / "step_0000050.png").is_file()
 
     # eval.py's scorecard of a tokenizer: the same trip through the codes, and a classifier's view.
-    classifier = tmp_path / "classifier"
-    train(
-        make_cfg(
-            "model=classifier",
-            "data=mnist",
-            f"paths.data_dir={data_dir}",
-            "model.width=4",
-            "trainer.max_steps=3",
-            "logger=none",
-            output_dir=classifier,
-        )
-    )
+    classifier = tiny_classifier(make_cfg, data_dir, tmp_path / "classifier")
     scores = evaluate(
         compose_config(
             "eval",
