@@ -198,9 +198,10 @@ def test_a_resumed_run_logs_into_the_same_runs(
     (first,) = mlflow_runs(mlflow)
     history = mlflow.get_metric_history(first.info.run_id, "loss/g")
     assert [m.step for m in history] == list(range(6)) and first.info.status == "FINISHED"
-    # W&B cannot resume a run offline: it writes a second folder of the same run id.
+    # W&B cannot resume a run offline: it writes a second folder of the same run id
+    # (offline-run-<date>_<time>-<id>, with "-1" added when both start in the same second).
     folders = sorted((tmp_path / "run" / "wandb").glob("offline-run-*"))
-    assert len(folders) == 2 and len({f.name.rsplit("-", 1)[1] for f in folders}) == 1
+    assert len(folders) == 2 and len({f.name.split("-")[3] for f in folders}) == 1
 
     # Resumed from that checkpoint into another directory, it is a new run there.
     checkpoint = tmp_path / "run" / "checkpoints" / "epoch_000-step_0000003.ckpt"
