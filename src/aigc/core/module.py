@@ -241,7 +241,7 @@ class GenerativeModule(AigcModule):
             n, condition = spread(self.default_condition(), n)
         self._check_condition(condition, n)
         network = self.generating_network(use_ema)
-        with torch.no_grad(), _eval_mode(self):
+        with torch.no_grad(), eval_mode(self):
             return self.draw(network, n, condition, generator, progress, **settings)
 
     def generating_network(self, ema: bool | None = None) -> nn.Module:
@@ -389,7 +389,7 @@ def derived_generator(generator: torch.Generator | None, device: torch.device):
 
 
 @contextmanager
-def _eval_mode(module: nn.Module) -> Iterator[None]:
+def eval_mode(module: nn.Module) -> Iterator[None]:
     """Every submodule in eval mode, then back in the mode each was in."""
     modes = {m: m.training for m in module.modules()}
     module.eval()

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.image import PeakSignalNoiseRatio
 
-from aigc.core.module import AigcModule, Monitor
+from aigc.core.module import AigcModule, Monitor, eval_mode
 from aigc.core.optim import warmup_then_constant
 from aigc.core.samples import Samples
 from aigc.errors import check_positive
@@ -145,11 +145,8 @@ class VQVAE(AigcModule):
         """The first validation images, each above its reconstruction."""
         if self._preview is None:
             return None
-        with torch.no_grad():
-            was_training = self.training
-            self.eval()
+        with torch.no_grad(), eval_mode(self):
             reconstruction = self(self._preview.to(self.device)).float().cpu()
-            self.train(was_training)
         n = len(self._preview)
         return Samples(
             images=torch.cat([self._preview, reconstruction]),
