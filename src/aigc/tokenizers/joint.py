@@ -51,19 +51,21 @@ class JointVocabulary:
         return [self.special["begin_text"], *text.encode("utf-8"), self.special["end_text"]]
 
     def image(self, codes: torch.Tensor) -> torch.Tensor:
-        """An image tokenizer's ids ``(tokens_per_image,)`` -> ``[begin_image, codes...,
-        end_image]``, the codes moved into their range of the joint vocabulary."""
-        if codes.shape != (self.tokens_per_image,):
+        """An image tokenizer's ids ``(..., tokens_per_image)`` -> ``[begin_image, codes...,
+        end_image]`` ``(..., tokens_per_image + 2)``, the codes moved into their range of the
+        joint vocabulary."""
+        if codes.shape[-1:] != (self.tokens_per_image,):
             raise ValueError(
                 f"an image is {self.tokens_per_image} codes, got a tensor of shape "
                 f"{tuple(codes.shape)}"
             )
         if codes.min() < 0 or codes.max() >= self.image_vocab_size:
             raise ValueError(f"image codes must be in [0, {self.image_vocab_size})")
-        begin, end = self.special["begin_image"], self.special["end_image"]
-        return torch.cat(
-            [codes.new_tensor([begin]), codes + self.image_offset, codes.new_tensor([end])]
+        begin, end = (
+            codes.new_full((*codes.shape[:-1], 1), self.special[name])
+            for name in ("begin_image", "end_image")
         )
+        return torch.cat([begin, codes + self.image_offset, end], dim=-1)
 
     def read_text(self, ids: Sequence[int] | torch.Tensor) -> str:
         """The text of the first text segment of ``ids``: its bytes up to ``end_text`` or to the

@@ -129,15 +129,21 @@ class TextImageModel(GenerativeModule):
         return torch.tensor([[*self.text_segment(t), begin] for t in texts], device=self.device)
 
     def rows(self, texts: Sequence[str], images: torch.Tensor, image_first: torch.Tensor):
-        """Training rows ``(B, text_length + image_length)`` of captions and images (codes)."""
+        """Training rows ``(B, text_length + image_length)`` of captions and images."""
+        return self._rows(texts, self._codes(images), image_first)
+
+    def _codes(self, images: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            codes = self.image_tokenizer.encode(images)  # (B, tokens_per_image)
-        rows = []
-        for text, image, first in zip(texts, codes, image_first.tolist(), strict=True):
-            caption = torch.tensor(self.text_segment(text), device=codes.device)
-            segments = (self.vocab.image(image), caption)
-            rows.append(torch.cat(segments if first else segments[::-1]))
-        return torch.stack(rows)
+            return self.image_tokenizer.encode(images)  # (B, tokens_per_image)
+
+    def _rows(self, texts: Sequence[str], codes: torch.Tensor, image_first: torch.Tensor):
+        """``rows`` of images already encoded: codes ``(B, tokens_per_image)``."""
+        images = self.vocab.image(codes)  # (B, image_length)
+        captions = torch.tensor([self.text_segment(t) for t in texts], device=codes.device)
+        first = image_first.to(codes.device)[:, None]  # (B, 1)
+        return torch.where(
+            first, torch.cat([images, captions], dim=1), torch.cat([captions, images], dim=1)
+        )
 
     def loss(self, network: nn.Module, batch: Batch, generator: torch.Generator) -> torch.Tensor:
         """Cross-entropy of next-token prediction over rows in a random order per example."""
@@ -214,9 +220,8 @@ class TextImageModel(GenerativeModule):
         begin_text, end_text = self.vocab.special["begin_text"], self.vocab.special["end_text"]
         with torch.no_grad():
             codes = self.image_tokenizer.encode(images.to(self.device))
-            prefix = torch.stack(
-                [torch.cat([self.vocab.image(c), c.new_tensor([begin_text])]) for c in codes]
-            )
+            image_segments = self.vocab.image(codes)  # (B, image_length)
+            prefix = torch.cat([image_segments, codes.new_full((len(codes), 1), begin_text)], 1)
             allowed = self.allowed([*self.vocab.text_ids, end_text])
             text = self.generating_network().decode(
                 prefix,
@@ -235,10 +240,11 @@ class TextImageModel(GenerativeModule):
         captions' bytes. Divided by pixels and bytes they give bits per dimension and per byte."""
         network = self.generating_network()
         n = len(texts)
+        codes = self._codes(images)  # encoded once for both directions
         sums = []
         for image_first, kept in ((False, self.vocab.image_ids), (True, self.vocab.text_ids)):
-            rows = self.rows(
-                [""] * n if not image_first else texts, images, torch.full((n,), image_first)
+            rows = self._rows(
+                [""] * n if not image_first else texts, codes, torch.full((n,), image_first)
             )
             targets = rows[:, 1:]
             scored = torch.isin(targets, torch.tensor(list(kept), device=targets.device))

@@ -50,6 +50,7 @@ class TextImageGPT(nn.Module):
         caches = [KVCache(self.gpt.block_size) for _ in self.gpt.blocks] if use_cache else None
         logits = self.gpt.logits(rows, caches)[:, -1]  # (R, vocab)
         drawn: list[Tensor] = []
+        finished = torch.zeros(len(prefix), dtype=torch.bool, device=prefix.device)  # (B,)
         for step in range(steps):
             logits = logits.float()
             if unconditional is not None:
@@ -58,8 +59,9 @@ class TextImageGPT(nn.Module):
             logits = logits.masked_fill(~allowed, float("-inf"))
             token = sample_token(logits, temperature, top_k, None, generator)  # (B, 1)
             drawn.append(token)
-            done = stop_id is not None and bool((torch.cat(drawn, 1) == stop_id).any(1).all())
-            if done or step == steps - 1:
+            if stop_id is not None:
+                finished |= token[:, 0] == stop_id
+            if bool(finished.all()) or step == steps - 1:
                 break
             fed = token if unconditional is None else torch.cat([token, token])
             if caches is None:
