@@ -37,13 +37,19 @@ from aigc.utils.runtime import lightning_precision
 Scores = dict[str, float | str]
 
 
-def score_image_generator(model: GenerativeModule, cfg: DictConfig, device: torch.device) -> Scores:
+def score_image_generator(
+    model: GenerativeModule,
+    cfg: DictConfig,
+    device: torch.device,
+    datamodule: ImageDataModule | None = None,
+) -> Scores:
     """FID, KID, IS, precision/recall/density/coverage of ``sampling.num_samples`` generated
     images against the real test split, in a classifier's feature space; for conditional models
     also conditional accuracy and intra-class FID (for text prompts on the training templates,
     and under ``heldout/`` on templates training never saw). ``seconds_per_image`` is the wall
-    time sampling took, per image, on this machine."""
-    datamodule = _data(cfg, ImageDataModule, model)
+    time sampling took, per image, on this machine. ``datamodule``: ``cfg.data``'s, when the
+    caller has built it already."""
+    datamodule = datamodule or _data(cfg, ImageDataModule, model)
     if not cfg.image.feature_ckpt:
         raise ConfigError(
             "image.feature_ckpt is not set: the image scores need a classifier checkpoint as "
@@ -152,9 +158,9 @@ def score_text_image_model(model: TextImageModel, cfg: DictConfig, device: torch
     (the share that name the image's class in one of the data's caption wordings, greedy),
     and its negative log-likelihood of the test images (bits per pixel, after the empty
     caption) and of their captions (bits per byte, after the image)."""
-    results = score_image_generator(model, cfg, device)
     datamodule = _data(cfg, ImageDataModule, model)
-    datamodule.setup("test")
+    results = score_image_generator(model, cfg, device, datamodule)
+    datamodule.setup("test")  # loaded already by the image scores: the same test split
     test = datamodule.test_set
     if test.texts is None:
         raise ConfigError(f"{cfg.ckpt_path}: score it on captioned data (data=mnist_captions)")
