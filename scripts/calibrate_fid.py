@@ -14,7 +14,7 @@ import torch
 from torchvision.transforms.functional import gaussian_blur
 
 from aigc.data import TorchvisionImageDataModule
-from aigc.data.image import to_signed_unit_range
+from aigc.data.pixels import to_signed_unit_range
 from aigc.metrics import extract_features, image_scores, load_feature_network, reference_features
 
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The checks that need a CUDA GPU, in one go: the GPU tests (every GAN conditioning, the language
 # model, FSDP on two GPUs), then throughput of both families (fp32 and bf16, eager and compiled,
-# framework against a plain loop; the class-conditional GAN too; MFU for the 6-layer/384 LM and
-# the 36 M-parameter CIFAR-10 diffusion recipe).
+# framework against a plain loop; the class-conditional GAN and the text + image GPT too; MFU for
+# the 6-layer/384 LM and the 36 M-parameter CIFAR-10 diffusion recipe).
 #   AIGC_DATA_DIR=/path/to/data bash scripts/gpu_check.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +15,12 @@ for conditioning in null label; do
     python scripts/bench_gan.py --device cuda --data-dir "$data_dir" --batch-size 256 \
         --conditioning "$conditioning" --steps 300 --warmup 50 --rounds 1 --precision 32 bf16-mixed
 done
+# The text + image GPT (experiment=mnist_multimodal) over a tokenizer trained briefly here.
+tokenizer=$(mktemp -d)
+python train.py experiment=mnist_vqvae trainer.accelerator=gpu trainer.max_steps=200 logger=none \
+    paths.data_dir="$data_dir" hydra.run.dir="$tokenizer"
+python scripts/bench_lm.py --device cuda --data-dir "$data_dir" --experiment mnist_multimodal \
+    --image-tokenizer "$tokenizer" --steps 300 --warmup 50 --rounds 1 --precision 32 bf16-mixed
 # The CIFAR-10 diffusion recipe (experiment=cifar10_ddpm), bf16 and compiled. CIFAR-10 itself
 # may not be downloadable here: random labelled 32x32 images in an image folder cost the same.
 folder=$(mktemp -d)

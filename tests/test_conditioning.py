@@ -19,8 +19,12 @@ def test_condition_of_plain_values() -> None:
     assert Condition.of(labels=[0, 1]).labels.tolist() == [0, 1]
     assert Condition.of(texts="a seven").texts == ["a seven"]
     assert Condition.of(texts=["a", "b"]).kind == "text"
-    with pytest.raises(ConfigError, match="not both"):
+    with pytest.raises(ConfigError, match="only one of them"):
         Condition.of(labels=1, texts="one")
+    images = torch.zeros(2, 1, 28, 28)
+    assert Condition.of(images=images).kind == "image" and len(Condition.of(images=images)) == 2
+    with pytest.raises(ConfigError, match="only one of them"):
+        Condition.of(texts="one", images=images)
 
 
 def test_spread_gives_each_condition_a_row() -> None:
@@ -29,6 +33,12 @@ def test_spread_gives_each_condition_a_row() -> None:
     n, per_sample = spread(Condition.of(texts=["a", "b"]), None)  # 8 each by default
     assert n == 16 and per_sample.texts == ["a"] * 8 + ["b"] * 8
     assert spread(None, None) == (64, None) and spread(None, 5) == (5, None)
+    images = torch.arange(2.0).view(2, 1, 1, 1)
+    n, per_sample = spread(Condition.of(images=images), None)  # one description each
+    assert n == 2 and torch.equal(per_sample.images, images)
+    n, per_sample = spread(Condition.of(images=images), 4)
+    assert n == 4 and per_sample.images.flatten().tolist() == [0, 0, 1, 1]
+    assert per_sample.slice(1, 3).images.flatten().tolist() == [0, 1]
     with pytest.raises(ConfigError, match="num_samples=7 does not split evenly over 2 prompts"):
         spread(Condition.of(texts=["a", "b"]), 7)
 

@@ -6,8 +6,11 @@ import torch
 from conftest import write_tiny_idx_dataset
 
 from aigc.data import TorchvisionImageDataModule
+from aigc.data.image_codes import image_codes
 from aigc.data.image_files import read_idx
+from aigc.data.pixels import to_signed_unit_range
 from aigc.errors import DatasetError
+from aigc.models.vqvae import VQVAE
 
 
 def make_datamodule(root: Path, dataset: str = "mnist", **kwargs) -> TorchvisionImageDataModule:
@@ -139,3 +142,39 @@ def test_unknown_caption_set(tiny_mnist: Path) -> None:
 
     with pytest.raises(ConfigError, match=r"unknown data\.captions 'poems'"):
         make_datamodule(tiny_mnist, captions="poems")
+
+
+def test_image_codes_are_encoded_once_and_cached_by_content(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    tokenizer = VQVAE(image_shape=(1, 28, 28), widths=(8, 8, 8), norm_groups=4, levels=(4, 3))
+    tokenizer.eval()
+    images = torch.randint(0, 256, (6, 1, 28, 28), dtype=torch.uint8)
+    codes = image_codes(images, tokenizer, tmp_path)
+    assert codes.dtype == torch.int32 and codes.shape == (6, 49)
+    assert torch.equal(codes.long(), tokenizer.encode(to_signed_unit_range(images)))
+    (cached,) = tmp_path.glob("image-codes-*.pt")
+
+    def refuse(images: torch.Tensor) -> torch.Tensor:
+        raise AssertionError("encoded again")
+
+    encode, tokenizer.encode = tokenizer.encode, refuse
+    assert torch.equal(image_codes(images, tokenizer, tmp_path), codes)  # from the file
+    tokenizer.encode = encode
+    other = images.clone()
+    other[0, 0, 0, 0] ^= 1  # one pixel: other content, another file
+    image_codes(other, tokenizer, tmp_path)
+    with torch.no_grad():
+        tokenizer.network.encoder.conv_in.weight.mul_(2)  # other weights: another file
+    image_codes(images, tokenizer, tmp_path)
+    assert len(list(tmp_path.glob("image-codes-*.pt"))) == 3 and cached.is_file()
+
+
+def test_the_datamodule_serves_codes_once_asked(tmp_path: Path) -> None:
+    write_tiny_idx_dataset(tmp_path, num_train=64, num_test=16)
+    dm = make_datamodule(tmp_path, captions="digits", cache_dir=str(tmp_path / "cache"))
+    tokenizer = VQVAE(image_shape=(1, 28, 28), widths=(8, 8, 8), norm_groups=4, levels=(4, 3))
+    dm.tokenize_images(tokenizer.eval())
+    batch = dm.on_after_batch_transfer(next(iter(dm.val_dataloader())), 0)
+    assert set(batch) == {"image", "label", "text", "codes"}
+    torch.testing.assert_close(batch["codes"].long(), tokenizer.encode(batch["image"]))
+    assert len(list((tmp_path / "cache").glob("image-codes-*.pt"))) == 3  # train, val, test

@@ -13,12 +13,16 @@ from conftest import (
     tiny_image_tokenizer,
     write_tiny_idx_dataset,
 )
+from PIL import Image
 
+from aigc.core.checkpoints import load_model
 from aigc.core.conditioning import Condition
 from aigc.errors import CheckpointError, ConfigError
 from aigc.evaluate import evaluate
+from aigc.generate import generate
 from aigc.models.multimodal import TextImageModel
 from aigc.models.vqvae import VQVAE
+from aigc.nn.transformer import prefix_causal_mask
 from aigc.train import train
 
 TOKENIZER = dict(image_shape=(1, 28, 28), widths=(8, 8, 8), norm_groups=4, levels=(4, 3))
@@ -34,13 +38,13 @@ def tiny_model(**kwargs) -> TextImageModel:
 def test_rows_put_each_segment_at_the_same_place_in_both_orders() -> None:
     model = tiny_model()
     images = torch.rand(2, 1, 28, 28) * 2 - 1
-    rows = model.rows(PAIRS, images, torch.tensor([False, True]))
+    codes = model.image_tokenizer.encode(images)
+    rows = model.rows(PAIRS, codes, torch.tensor([False, True]))
     special, vocab = model.vocab.special, model.vocab
     assert rows.shape == (2, 18 + 51)  # caption segment (16 bytes + 2), image segment (49 + 2)
     assert rows[0, 0] == special["begin_text"] and rows[0, 18] == special["begin_image"]
     assert rows[1, 0] == special["begin_image"] and rows[1, 51] == special["begin_text"]
     assert vocab.read_text(rows[0]) == PAIRS[0] and vocab.read_text(rows[1]) == PAIRS[1]
-    codes = model.image_tokenizer.encode(images)
     assert torch.equal(vocab.read_image(rows[0]), codes[0])
     assert torch.equal(vocab.read_image(rows[1]), codes[1])
 
@@ -77,23 +81,23 @@ def test_guidance_scale_1_is_the_conditional_model() -> None:
     assert not torch.equal(draw(), draw(guidance_scale=4.0))
 
 
-def test_a_tiny_model_learns_two_pairs_in_both_directions() -> None:
-    model = tiny_model(lr=3e-3, uncond_prob=0.0)
+@pytest.mark.parametrize("prefix_lm", [True, False])
+def test_a_tiny_model_learns_two_pairs_in_both_directions(prefix_lm: bool) -> None:
+    model = tiny_model(uncond_prob=0.0, prefix_lm=prefix_lm)
     torch.manual_seed(1)
     images = torch.rand(2, 1, 28, 28) * 2 - 1
+    batch = {"text": PAIRS, "image": images}
+    generator = torch.Generator().manual_seed(0)  # each row's order: both directions, at random
     optimizer = torch.optim.AdamW(model.network.parameters(), lr=3e-3)
     model.train()
-    for step in range(300):
-        order = torch.tensor([step % 2 == 0] * 2)  # both directions, in turn
-        rows = model.rows(PAIRS, images, order)
-        logits = model.network(rows[:, :-1])
-        targets = rows[:, 1:].masked_fill(rows[:, 1:] == model.vocab.special["pad"], -100)
-        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
+    for _ in range(300):
+        loss = model.loss(model.network, batch, generator)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     model.eval()
     assert model.caption(images) == PAIRS
+    assert model.sample(2, condition=Condition(images=images)).texts == PAIRS  # the same, greedy
     drawn = model.sample(2, condition=Condition(texts=PAIRS), temperature=0.0)
     expected = model.image_tokenizer.decode(model.image_tokenizer.encode(images))
     torch.testing.assert_close(drawn.images, expected, rtol=0, atol=1e-6)
@@ -105,6 +109,8 @@ def test_bad_input_is_one_line(tmp_path: Path, make_cfg) -> None:
         model.sample(1, condition=Condition(texts=["twenty bytes of text"]))
     with pytest.raises(ConfigError, match=r"an image of shape \(3, 28, 28\)"):
         model.caption(torch.zeros(1, 3, 28, 28))
+    with pytest.raises(ConfigError, match="guidance_scale is for drawing from prompts"):
+        model.sample(1, condition=Condition(images=torch.zeros(1, 1, 28, 28)), guidance_scale=2.0)
     with pytest.raises(ConfigError, match=r"the data's images are \(1, 32, 32\)"):
         TextImageModel(VQVAE(**TOKENIZER).hparams, (1, 32, 32), sample_prompts=PAIRS)
     with pytest.raises(ConfigError, match="is 17 bytes"):  # a sample prompt: at once
@@ -132,9 +138,29 @@ def test_the_tokenizer_stays_frozen_while_the_gpt_trains(make_cfg, tmp_path: Pat
         "logger=none",
     )
     train(cfg)
-    after = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
+    run = Path(cfg.paths.output_dir)
+    after = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     for name, tensor in before.items():
         assert torch.equal(after["state_dict"][f"image_tokenizer.{name}"], tensor), name
+    # The sample callback shows drawings for prompts, and validation images with their captions.
+    assert {p.name for p in (run / "samples").iterdir()} == {
+        "step_0000003.png",
+        "step_0000003_captions.png",
+    }
+
+    # generate.py captions image files: one line each, the captions in the output file.
+    pixels = torch.randint(0, 256, (2, 28, 28), dtype=torch.uint8)
+    for i, image in enumerate(pixels):
+        Image.fromarray(image.numpy(), mode="L").save(tmp_path / f"{i}.png")
+    Image.new("L", (32, 32)).save(tmp_path / "big.png")
+    files = f"image=[{tmp_path / '0.png'},{tmp_path / '1.png'}]"
+    output = f"output={tmp_path / 'captions'}"
+    samples, path = generate(compose_config("generate", f"ckpt_path={run}", files, output))
+    model = load_model(run)
+    assert samples.texts == model.caption(pixels[:, None].float() / 127.5 - 1)
+    assert path.read_text(encoding="utf-8") == "\n\n".join(samples.texts) + "\n"
+    with pytest.raises(ConfigError, match=r"an image of shape \(1, 32, 32\)"):
+        generate(compose_config("generate", f"ckpt_path={run}", f"image={tmp_path / 'big.png'}"))
 
     # eval.py's scorecard: its drawings as any text-conditional generator's, then its captions
     # and likelihoods over the test split.
@@ -155,3 +181,22 @@ def test_the_tokenizer_stays_frozen_while_the_gpt_trains(make_cfg, tmp_path: Pat
     assert 0 < scores["image_bits_per_dim"] < 49 * 13 / 784 * 1.5
     assert 0 < scores["caption_bits_per_byte"] < 13
     assert isinstance(scores["caption_example"], str)
+
+
+def test_the_prefix_lm_reads_its_condition_whole() -> None:
+    mask = prefix_causal_mask(4, torch.tensor([2, 0]))
+    assert mask[0].int().tolist() == [[1, 1, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0], [1, 1, 1, 1]]
+    assert torch.equal(mask[1], torch.ones(4, 4, dtype=torch.bool).tril())
+    # A caption's first byte sees its last one (the whole caption is the condition), while the
+    # image's codes still see only what comes before them; a causal model's first byte sees itself.
+    codes = torch.zeros(1, 49, dtype=torch.long)
+    order = torch.tensor([False])
+    for prefix_lm in (True, False):
+        model = tiny_model(prefix_lm=prefix_lm).eval()
+        rows = [model.rows([text], codes, order) for text in ("a one", "a two")]
+        logits = [model.next_token_logits(model.network, row, order) for row in rows]
+        assert torch.allclose(logits[0][:, 0], logits[1][:, 0]) != prefix_lm
+        rows[1][:, -5] += 1  # another code near the end
+        changed = model.next_token_logits(model.network, rows[1], order)
+        kept = rows[1].size(1) - 6
+        torch.testing.assert_close(changed[:, :kept], logits[1][:, :kept])

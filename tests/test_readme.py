@@ -45,6 +45,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
+from PIL import Image
 
 from aigc.paths import CONFIG_DIR
 from aigc.tokenizers.text import BPETokenizer
@@ -83,8 +84,8 @@ EXTRAS = {
 }
 # Placeholders of the README's commands and what stands for them here: a run of that
 # experiment trained in this session (``logs/<experiment>/runs/<run>`` works for any), or data.
-# (Files that commands name by a relative path, book.txt or my_images, are in the folder that
-# each command runs in: Session.files.)
+# (Files that commands name by a relative path, book.txt, my_images or seven.png, are in the
+# folder that each command runs in: Session.files.)
 PLACEHOLDERS: dict[str, Callable[["Session"], object]] = {
     "<task>": lambda s: "mnist_dcgan",
     "<run or .ckpt>": lambda s: s.run("mnist_dcgan"),
@@ -96,6 +97,9 @@ PLACEHOLDERS: dict[str, Callable[["Session"], object]] = {
     "<vqvae run>": lambda s: s.run("mnist_vqvae"),
     "<multimodal run>": lambda s: s.run(
         "mnist_multimodal", f"model.image_tokenizer={s.run('mnist_vqvae')}"
+    ),
+    "<your vqvae run>": lambda s: s.trained(
+        "my_vqvae", "model=vqvae", "data=image_folder", f"data.path={s.files / 'my_images'}"
     ),
     "<classifier run or .ckpt>": lambda s: s.checkpoint("mnist_classifier"),
     "<classifier run>": lambda s: s.run("mnist_classifier"),
@@ -215,16 +219,21 @@ class Session:
         bpe = BPETokenizer.train([text], vocab_size=300).state_dict()["json"]
         tokenizers.Tokenizer.from_str(bpe).save(str(self.files / "gpt2" / "tokenizer.json"))
         write_image_folder(self.files / "my_images")
+        Image.new("L", (28, 28)).save(self.files / "seven.png")  # an image to caption
         self._runs: dict[str, Path] = {}
 
     def run(self, experiment: str, *overrides: str) -> Path:
         """The run directory of ``python train.py experiment=<experiment> <overrides>``, trained
         tiny."""
-        if experiment not in self._runs:
-            run_dir = self.root / "runs" / experiment
-            train_job([f"experiment={experiment}", *overrides, f"hydra.run.dir={run_dir}"])
-            self._runs[experiment] = run_dir
-        return self._runs[experiment]
+        return self.trained(experiment, f"experiment={experiment}", *overrides)
+
+    def trained(self, name: str, *overrides: str) -> Path:
+        """The run directory of ``python train.py <overrides>``, trained tiny once per name."""
+        if name not in self._runs:
+            run_dir = self.root / "runs" / name
+            train_job([*overrides, f"hydra.run.dir={run_dir}"])
+            self._runs[name] = run_dir
+        return self._runs[name]
 
     def checkpoint(self, experiment: str) -> Path:
         return self.run(experiment) / "checkpoints" / "last.ckpt"

@@ -30,8 +30,12 @@ def test_captioned_grid_has_a_labelled_row_per_caption(tmp_path: Path) -> None:
     assert grid.shape[2] > 2 + 3 * 30  # a margin for the labels
     margin = grid[:, :, : grid.shape[2] - (2 + 3 * 30)]
     assert (margin < 128).any()  # dark text on the white margin
-    unlabelled = Samples(images=images(6, channels=3), captions=["a"] * 2 + ["b"] * 4).grid()
-    assert unlabelled.shape[2] == 2 + 6 * 30  # rows of unequal length: one plain row (of 8)
+    # Runs of unequal length (images with their own captions): a labelled row per image.
+    captions = ["a"] * 2 + ["b"] * 4
+    each = Samples(images=images(6, channels=3), captions=captions).grid()
+    assert each.shape[1] == 2 + 6 * 30 and each.shape[2] > 2 + 30
+    unlabelled = Samples(images=images(6, channels=3)).grid()
+    assert unlabelled.shape[1:] == (2 + 30, 2 + 6 * 30)  # one plain row (of 8)
 
 
 def test_text_samples_and_per_sample_files(tmp_path: Path) -> None:

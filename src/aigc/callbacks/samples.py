@@ -19,8 +19,10 @@ class SampleLogger(L.Callback):
     by ``generate.py`` from the checkpoint of that step).
 
     Samples go to the loggers that show pictures or texts (TensorBoard, MLflow, W&B) and to
-    ``<dirpath>/step_XXXXXXX.png`` (or ``.txt``). Models that generate nothing show their
-    ``preview()`` instead (a tokenizer's reconstructions), or nothing (classifiers). With several
+    ``<dirpath>/step_XXXXXXX.png`` (or ``.txt``), with the model's ``preview()`` where it has one:
+    next to the samples (``step_XXXXXXX_<tag>.png``: images with the captions a text + image model
+    writes for them), or in their place for a model that generates nothing (a tokenizer's
+    reconstructions). With several
     processes every rank samples, since a sharded model needs all of them to gather its weights,
     and rank 0 writes.
     """
@@ -58,22 +60,28 @@ class SampleLogger(L.Callback):
         if trainer.sanity_checking or trainer.fast_dev_run or step == self._sampled_step:
             return  # each step is sampled once
         self._sampled_step = step
+        stem = f"step_{step:07d}"
+        shown: list[tuple[Samples | None, str, str]] = []  # (samples, tag, file stem)
         if isinstance(pl_module, GenerativeModule):
-            samples, tag = self._sample(trainer, pl_module), pl_module.sample_tag(self.sampling)
-        else:
-            samples, tag = pl_module.preview(), pl_module.preview_tag
-        if samples is None or not trainer.is_global_zero:
+            samples = self._call(trainer, pl_module, "sample_from_config", self.sampling)
+            shown.append((samples, pl_module.sample_tag(self.sampling), stem))
+            stem = f"{stem}_{pl_module.preview_tag}"  # the preview comes second
+        shown.append((self._call(trainer, pl_module, "preview"), pl_module.preview_tag, stem))
+        if not trainer.is_global_zero:
             return
-        samples.save(self.dirpath / f"step_{step:07d}")
-        for logger in trainer.loggers:
-            log_samples(logger, samples, tag, step)
+        for samples, tag, name in shown:
+            if samples is None:
+                continue
+            samples.save(self.dirpath / name)
+            for logger in trainer.loggers:
+                log_samples(logger, samples, tag, step)
 
-    def _sample(self, trainer: L.Trainer, pl_module: GenerativeModule) -> Samples:
-        """``pl_module.sample_from_config(sampling)``, run inside the FSDP wrapper's forward under
-        FSDP: it gathers a layer's weights only while the wrapper runs, and called directly, the
-        model would see its weight shards. Lightning reaches ``training_step`` the same way."""
+    def _call(self, trainer: L.Trainer, pl_module: L.LightningModule, method: str, *args) -> Any:
+        """``pl_module.<method>(*args)``, run inside the FSDP wrapper's forward under FSDP: it
+        gathers a layer's weights only while the wrapper runs, and called directly, the model
+        would see its weight shards. Lightning reaches ``training_step`` the same way."""
         strategy = trainer.strategy
         if isinstance(strategy, FSDPStrategy):
             redirect = _ForwardRedirection()
-            return redirect(strategy.model, pl_module, "sample_from_config", self.sampling)
-        return pl_module.sample_from_config(self.sampling)
+            return redirect(strategy.model, pl_module, method, *args)
+        return getattr(pl_module, method)(*args)

@@ -16,6 +16,8 @@ from aigc.core.rng import rng_states, set_rng_states
 from aigc.core.samples import Samples
 from aigc.errors import ConfigError
 
+PREVIEW_IMAGES = 8  # validation images a preview shows
+
 MODEL_CLASS_KEY = "aigc_model_class"
 RNG_STATES_KEY = "aigc_rng_states"
 TRAINING_RNG_KEY = "aigc_training_rng_state"
@@ -49,8 +51,10 @@ class AigcModule(L.LightningModule):
     # out, and a model rebuilt from an export has None in their place.
     training_only: ClassVar[tuple[str, ...]] = ()
 
-    # The logger tag of ``preview``'s pictures.
+    # The logger tag of ``preview``'s pictures, and the images it shows: the first validation
+    # batch's first ones, kept by ``keep_preview_images``.
     preview_tag: ClassVar[str] = "preview"
+    preview_images: torch.Tensor | None = None  # (PREVIEW_IMAGES, C, H, W)
     # Which of eval.py's scorecards measures this model (None: none does).
     scored_as: ClassVar[str | None] = None
 
@@ -59,9 +63,15 @@ class AigcModule(L.LightningModule):
         raise NotImplementedError
 
     def preview(self) -> Samples | None:
-        """What the sample callback shows of a model that does not generate (a tokenizer's
-        reconstructions, say); None: nothing."""
+        """What the sample callback shows besides a generator's samples (images with the captions
+        a model writes for them) or, for a model that does not generate, in their place (a
+        tokenizer's reconstructions); None: nothing."""
         return None
+
+    def keep_preview_images(self, images: torch.Tensor, batch_idx: int) -> None:
+        """Keeps the first validation batch's first images for ``preview``, the same every time."""
+        if self.preview_images is None and batch_idx == 0:
+            self.preview_images = images[:PREVIEW_IMAGES].detach().cpu()
 
     @classmethod
     def class_key(cls) -> str:
@@ -185,6 +195,11 @@ class GenerativeModule(AigcModule):
         """What it produces (``image``) and what it is conditioned on (``label``, ``text``), unless
         a family's batches hold something else (a language model's ``tokens``)."""
         return frozenset({self.produces, self.conditioning} - {None})
+
+    @property
+    def condition_kinds(self) -> frozenset[str]:
+        """The kinds of ``Condition`` that ``sample`` takes: its ``conditioning``, if any."""
+        return frozenset({self.conditioning} - {None})
 
     def batch_condition(self, batch: Mapping[str, Any]) -> Condition | None:
         """The condition of each example of a training batch: its labels or its captions."""
@@ -350,10 +365,10 @@ class GenerativeModule(AigcModule):
         name = type(self).__name__
         if condition is None:
             return
-        if self.conditioning is None:
+        if not self.condition_kinds:
             raise ConfigError(f"this {name} is unconditional: it takes no {condition.kind}s")
-        if condition.kind != self.conditioning:
-            wanted = "class labels" if self.conditioning == "label" else "text prompts"
+        if condition.kind not in self.condition_kinds:
+            wanted = " or ".join(_CONDITION_WORDS[kind] for kind in sorted(self.condition_kinds))
             raise ConfigError(f"this {name} takes {wanted}, not {condition.kind}s")
         if condition.labels is not None:
             bad = [i for i in condition.labels.tolist() if not 0 <= i < self.num_classes]
@@ -364,6 +379,9 @@ class GenerativeModule(AigcModule):
                 )
         if len(condition) != n:
             raise ValueError(f"{len(condition)} condition entries for {n} samples")
+
+
+_CONDITION_WORDS = {"label": "class labels", "text": "text prompts", "image": "images"}
 
 
 class WarmupEMA:

@@ -90,21 +90,25 @@ class Samples:
 
     def grid(self) -> torch.Tensor:
         """The images as one uint8 picture ``(C, H, W)``: a row per caption, labelled on the left,
-        when every caption has as many samples; else rows of ``SAMPLES_PER_ROW`` images."""
+        when every caption has as many samples next to each other, else a row per captioned
+        image; uncaptioned images in rows of ``SAMPLES_PER_ROW``."""
         if self.images is None:
             raise ValueError("text samples have no grid")
-        runs = [(caption, len(list(run))) for caption, run in groupby(self.captions or [])]
-        labelled = len({length for _, length in runs}) == 1 and self.captions[0] is not None
-        columns = runs[0][1] if labelled else SAMPLES_PER_ROW
+        labels = None
+        columns = SAMPLES_PER_ROW
+        if self.captions is not None and self.captions[0] is not None:
+            runs = [(caption, len(list(run))) for caption, run in groupby(self.captions)]
+            equal = len({length for _, length in runs}) == 1
+            labels = [caption for caption, _ in runs] if equal else list(self.captions)
+            columns = runs[0][1] if equal else 1
         grid = make_grid(
             self.images.float(), nrow=columns, padding=_PADDING, normalize=True, value_range=(-1, 1)
         )
         pixels = grid.mul(255).round_().to(torch.uint8)  # (3, H, W)
         if self.images.size(1) == 1:
             pixels = pixels[:1]  # make_grid repeats a single channel three times
-        if not labelled:
+        if labels is None:
             return pixels
-        labels = [caption for caption, _ in runs]
         return _label_rows(pixels, labels, row_height=self.images.size(2) + _PADDING)
 
 

@@ -3,30 +3,30 @@ batches of ``image`` (with ``label`` and ``text`` where the data has them)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
 
 from aigc.data.base import AigcDataModule, DictDataset
+from aigc.data.image_codes import ImageTokenizer, image_codes
+from aigc.data.pixels import to_signed_unit_range
 from aigc.data.samplers import EpochSeededRandomSampler
 from aigc.errors import ConfigError, DatasetError, check_positive
-
-
-def to_signed_unit_range(images: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels in [0, 255] -> float in [-1, 1], the range of generated images."""
-    return images.float().div_(127.5).sub_(1.0)
 
 
 @dataclass(frozen=True)
 class ImageSplit:
     """One split of an image dataset: uint8 images ``(N, C, H, W)``, and labels ``(N,)`` and
-    captions where the data has them."""
+    captions where the data has them, and the images' codes ``(N, tokens_per_image)`` once a
+    model over codes asked for them (``ImageDataModule.tokenize_images``)."""
 
     images: torch.Tensor
     labels: torch.Tensor | None = None
     texts: list[str] | None = None
+    codes: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.images)
@@ -36,10 +36,16 @@ class ImageSplit:
             self.images[index],
             None if self.labels is None else self.labels[index],
             None if self.texts is None else [self.texts[i] for i in index.tolist()],
+            None if self.codes is None else self.codes[index],
         )
 
     def dataset(self) -> DictDataset:
-        columns = {"image": self.images, "label": self.labels, "text": self.texts}
+        columns = {
+            "image": self.images,
+            "label": self.labels,
+            "text": self.texts,
+            "codes": self.codes,
+        }
         return DictDataset(**{name: c for name, c in columns.items() if c is not None})
 
 
@@ -55,7 +61,9 @@ class ImageDataModule(AigcDataModule):
     ``class_names``) and load them (``load_split``).
     """
 
-    def __init__(self, val_fraction: float, val_samples: int | None = None) -> None:
+    def __init__(
+        self, val_fraction: float, val_samples: int | None = None, cache_dir: str = ".cache"
+    ) -> None:
         super().__init__()
         if not 0.0 <= val_fraction < 1.0:
             raise ConfigError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
@@ -63,6 +71,7 @@ class ImageDataModule(AigcDataModule):
         self.train_set: ImageSplit | None = None
         self.val_set: ImageSplit | None = None
         self.test_set: ImageSplit | None = None
+        self.cache_dir = Path(cache_dir)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -129,6 +138,15 @@ class ImageDataModule(AigcDataModule):
                 self.setup("fit")
                 test = self.val_set
             self.test_set = test
+
+    def tokenize_images(self, tokenizer: ImageTokenizer) -> None:
+        """Adds the codes of an image tokenizer to the loaded splits, so that batches carry them
+        (``codes``): encoded once, through the cache in ``cache_dir``."""
+        for name in ("train_set", "val_set", "test_set"):
+            split = getattr(self, name)
+            if split is not None:
+                codes = image_codes(split.images, tokenizer, self.cache_dir)
+                setattr(self, name, replace(split, codes=codes))
 
     def describe(self) -> str:
         """The data in a few words, for error messages."""

@@ -15,6 +15,7 @@ centre-cropped to a square.
 
 import csv
 import json
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,12 @@ from PIL import Image, UnidentifiedImageError
 from torchvision.transforms.v2.functional import center_crop, pil_to_tensor, resize
 
 from aigc.data.image import ImageDataModule, ImageSplit
+from aigc.data.pixels import to_signed_unit_range
 from aigc.errors import ConfigError, DatasetError
 
 METADATA_FILES = ("metadata.jsonl", "metadata.csv")
 _MODES = {1: "L", 3: "RGB"}
+_GRAYSCALE = ("1", "L", "LA", "I", "I;16", "F")  # PIL modes read as one channel
 
 
 class ImageFolderDataModule(ImageDataModule):
@@ -47,8 +50,9 @@ class ImageFolderDataModule(ImageDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         seed: int = 0,
+        cache_dir: str = ".cache",
     ) -> None:
-        super().__init__(val_fraction, val_samples)
+        super().__init__(val_fraction, val_samples, cache_dir)
         self.check_loader_settings(batch_size, num_workers)
         if channels not in _MODES:
             raise ConfigError(f"data.channels={channels}; choose 3 (RGB) or 1 (grayscale)")
@@ -128,13 +132,39 @@ class ImageFolderDataModule(ImageDataModule):
         path = self.folder / file_name
         if not path.is_file():
             raise DatasetError(f"the metadata of {self.folder} lists {file_name}, which is missing")
-        try:
-            with Image.open(path) as image:
-                pixels = pil_to_tensor(image.convert(_MODES[self.hparams.channels]))
-        except (UnidentifiedImageError, OSError) as err:
-            raise DatasetError(f"{path} is not a readable image ({err})") from err
+        pixels = read_image(path, _MODES[self.hparams.channels])
         size = self.hparams.image_size
         return center_crop(resize(pixels, size, antialias=True), [size, size])
+
+
+def read_image(path: str | Path, mode: str | None = None) -> torch.Tensor:
+    """An image file as uint8 ``(C, H, W)``, converted to the PIL ``mode`` ("L" or "RGB"); with
+    no mode, grayscale images keep one channel and any other becomes RGB."""
+    if not Path(path).is_file():
+        raise DatasetError(f"{path}: no such image file")
+    try:
+        with Image.open(path) as image:
+            mode = mode or ("L" if image.mode in _GRAYSCALE else "RGB")
+            return pil_to_tensor(image.convert(mode))
+    except (UnidentifiedImageError, OSError) as err:
+        raise DatasetError(f"{path} is not a readable image ({err})") from err
+
+
+def read_images(paths: Sequence[str | Path]) -> torch.Tensor:
+    """Image files of one size as ``(N, C, H, W)`` in [-1, 1], as a model reads them."""
+    pixels = [read_image(path) for path in paths]
+    for path, image in zip(paths, pixels, strict=True):
+        if image.shape != pixels[0].shape:
+            raise DatasetError(
+                f"{path} is {_shape(image)} but {paths[0]} is {_shape(pixels[0])}: give images "
+                "of one size"
+            )
+    return to_signed_unit_range(torch.stack(pixels))
+
+
+def _shape(image: torch.Tensor) -> str:
+    channels, height, width = image.shape
+    return f"{width}x{height} with {channels} channel{'s' if channels > 1 else ''}"
 
 
 def _read_metadata(path: Path) -> list[dict[str, str]]:

@@ -69,8 +69,9 @@ class TorchvisionImageDataModule(ImageDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         seed: int = 0,
+        cache_dir: str = ".cache",
     ) -> None:
-        super().__init__(val_fraction, val_samples)
+        super().__init__(val_fraction, val_samples, cache_dir)
         self.check_loader_settings(batch_size, num_workers)
         if dataset not in DATASETS:
             raise ConfigError(

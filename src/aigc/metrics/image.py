@@ -28,7 +28,8 @@ from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from aigc.core.checkpoints import load_model, model_source
-from aigc.data.image import ImageDataModule, to_signed_unit_range
+from aigc.data.image import ImageDataModule
+from aigc.data.pixels import to_signed_unit_range
 from aigc.errors import CheckpointError, one_line
 from aigc.models.classifier import Classifier, ConvClassifier
 

@@ -17,7 +17,7 @@ from torchmetrics.image import PeakSignalNoiseRatio
 from aigc.core.conditioning import Condition, spread
 from aigc.core.module import AigcModule, GenerativeModule
 from aigc.data import ImageDataModule, TextDataModule
-from aigc.data.image import to_signed_unit_range
+from aigc.data.pixels import to_signed_unit_range
 from aigc.errors import ConfigError
 from aigc.metrics.image import (
     extract_features,

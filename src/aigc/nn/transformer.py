@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -54,7 +55,8 @@ class SelfAttention(nn.Module):
         self, x: Tensor, cache: KVCache | None = None, pos: int = 0, mask: Tensor | None = None
     ) -> Tensor:
         """x (B, T, C) at positions pos, pos + 1, ...; mask (B, T), True where a token is real
-        (non-causal attention only)."""
+        (non-causal attention only), or (B, T, S): True where query t may see key s (in place of
+        the causal mask)."""
         B, T, C = x.shape
         # (B, T, 3C) -> 3 x (B, nh, T, hs); views only, SDPA accepts the strided layout
         q, k, v = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
@@ -62,14 +64,17 @@ class SelfAttention(nn.Module):
             k, v = cache.update(k, v, pos)  # (B, nh, pos + T, hs)
         # Causal: either all queries start at position 0 (training, prefill) and the plain causal
         # mask is right, or a single new query (cached decoding) may attend to every cached key.
-        attn_mask = None if mask is None else mask[:, None, None, :]  # (B, 1, 1, T) keys to see
+        full = mask is not None and mask.dim() == 3
+        attn_mask = mask
+        if mask is not None:  # (B, 1, T, S) queries and keys, or (B, 1, 1, S) keys to see
+            attn_mask = mask[:, None] if full else mask[:, None, None, :]
         y = F.scaled_dot_product_attention(
             q,
             k,
             v,
             attn_mask=attn_mask,
             dropout_p=self.dropout if self.training else 0.0,
-            is_causal=self.causal and T > 1,
+            is_causal=self.causal and T > 1 and not full,
         )  # (B, nh, T, hs)
         y = y.transpose(1, 2).reshape(B, T, C)
         return self.resid_dropout(self.out_proj(y))
@@ -104,6 +109,15 @@ class Block(nn.Module):
     ) -> Tensor:
         x = x + self.attn(self.ln_1(x), cache, pos, mask)
         return x + self.mlp(self.ln_2(x))
+
+
+def prefix_causal_mask(length: int, prefix: Tensor) -> Tensor:
+    """The attention mask ``(B, length, length)`` of a prefix LM: query t sees key s when s <= t,
+    or when both lie in the row's first ``prefix`` ``(B,)`` tokens, which thus see each other."""
+    place = torch.arange(length, device=prefix.device)
+    causal = place[:, None] >= place[None, :]  # (T, T)
+    inside = place[None, :] < prefix[:, None]  # (B, T)
+    return causal[None] | (inside[:, :, None] & inside[:, None, :])
 
 
 def init_transformer_weights(model: nn.Module, blocks: Sequence[Block]) -> None:

@@ -21,6 +21,8 @@ def quiet_library_notices() -> None:
     warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     # The model summary's size estimate under bf16-mixed: it falls back to 32 bits and says so.
     warnings.filterwarnings("ignore", "Precision .* is not supported by the model summary")
+    # Frozen parts, such as the text + image model's image tokenizer, stay in eval mode.
+    warnings.filterwarnings("ignore", r"Found \d+ module\(s\) in eval mode at the start")
     rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if not any(isinstance(f, _NoAdverts) for f in rank_zero.filters):
         rank_zero.addFilter(_NoAdverts())

@@ -18,10 +18,11 @@ from aigc.errors import ConfigError, check_positive
 from aigc.models.multimodal.network import TextImageGPT
 from aigc.models.transformer.network import check_sampling_args
 from aigc.models.vqvae import VQVAE
+from aigc.nn.transformer import prefix_causal_mask
 from aigc.tokenizers.joint import JointVocabulary
 from aigc.utils.log_steps import logs_this_step
 
-Batch = dict[str, Any]  # image (B, C, H, W) in [-1, 1], text (B strings)
+Batch = dict[str, Any]  # image (B, C, H, W) in [-1, 1], text (B strings), maybe codes (B, T)
 IGNORE = -100  # the target of padding: cross-entropy leaves it out
 
 
@@ -34,8 +35,13 @@ class TextImageModel(GenerativeModule):
     comes first (the model learns to caption), else the caption does (it learns to draw); a
     caption is replaced by the empty one with probability ``uncond_prob``, which gives the
     unconditional model that classifier-free guidance contrasts and that draws without a
-    prompt. Both orders keep each segment at the same positions, so guided sampling runs the
-    prompted and the empty-prompted rows as one batch.
+    prompt. A token's position id is its place in its segment's slot (the caption's slot first,
+    then the image's) whichever segment comes first, so that what the model learns of reading
+    a caption serves writing one, and of images likewise; and prompted and empty-prompted rows
+    have the same length, so guided sampling runs them as one batch.
+
+    With ``prefix_lm`` the first segment of a row is the condition: its tokens see each other
+    (the attention of a prefix LM), and only the second segment is predicted.
 
     The image tokenizer (a ``VQVAE``, frozen) is part of the model: ``image_tokenizer`` names
     its checkpoint when training starts, and its hyperparameters replace the path in this
@@ -45,6 +51,7 @@ class TextImageModel(GenerativeModule):
     produces = "image"
     scored_as = "text_image"
     monitor = Monitor("val/loss", "min")
+    preview_tag = "captions"
 
     def __init__(
         self,
@@ -68,6 +75,7 @@ class TextImageModel(GenerativeModule):
         ema_decay: float | None = None,
         class_names: Sequence[str] | None = None,
         sample_prompts: Sequence[str] | None = None,
+        prefix_lm: bool = False,
         compile: bool = False,
     ) -> None:
         super().__init__("text", None, class_names, sample_prompts)
@@ -90,9 +98,23 @@ class TextImageModel(GenerativeModule):
         self.image_length = self.vocab.tokens_per_image + 2
         for prompt in self.sample_prompts:  # a prompt too long fails now, not at step 200
             self.text_segment(prompt)
+        row_length = self.text_length + self.image_length
+        # Position ids name a token's place in its segment's slot, the same in both orders: the
+        # caption's slot first, then the image's, so that what the model learns of captions and
+        # of images serves both directions.
+        self.register_buffer(
+            "slot_positions",
+            torch.stack(
+                [
+                    torch.arange(row_length),  # caption first
+                    torch.arange(row_length).roll(-self.text_length),  # image first
+                ]
+            ),
+            persistent=False,
+        )
         self.network = TextImageGPT(
             self.vocab.vocab_size,
-            self.text_length + self.image_length - 1,  # the inputs of a row
+            row_length,  # the slots' position ids (a row's inputs are one fewer)
             n_layer,
             n_head,
             n_embd,
@@ -128,16 +150,9 @@ class TextImageModel(GenerativeModule):
         begin = self.vocab.special["begin_image"]
         return torch.tensor([[*self.text_segment(t), begin] for t in texts], device=self.device)
 
-    def rows(self, texts: Sequence[str], images: torch.Tensor, image_first: torch.Tensor):
-        """Training rows ``(B, text_length + image_length)`` of captions and images."""
-        return self._rows(texts, self._codes(images), image_first)
-
-    def _codes(self, images: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return self.image_tokenizer.encode(images)  # (B, tokens_per_image)
-
-    def _rows(self, texts: Sequence[str], codes: torch.Tensor, image_first: torch.Tensor):
-        """``rows`` of images already encoded: codes ``(B, tokens_per_image)``."""
+    def rows(self, texts: Sequence[str], codes: torch.Tensor, image_first: torch.Tensor):
+        """Training rows ``(B, text_length + image_length)`` of captions and images' codes
+        ``(B, tokens_per_image)``, each in the order ``image_first`` ``(B,)`` says."""
         images = self.vocab.image(codes)  # (B, image_length)
         captions = torch.tensor([self.text_segment(t) for t in texts], device=codes.device)
         first = image_first.to(codes.device)[:, None]  # (B, 1)
@@ -145,15 +160,51 @@ class TextImageModel(GenerativeModule):
             first, torch.cat([images, captions], dim=1), torch.cat([captions, images], dim=1)
         )
 
+    def _codes(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.image_tokenizer.encode(images)  # (B, tokens_per_image)
+
+    def positions(self, image_first: torch.Tensor) -> torch.Tensor:
+        """The position ids ``(B, row_length)`` of rows in the orders ``image_first`` says."""
+        return self.slot_positions[image_first.long().to(self.slot_positions.device)]
+
+    def first_segment(self, image_first: torch.Tensor) -> torch.Tensor:
+        """The length ``(B,)`` of each row's first segment."""
+        return torch.where(image_first, self.image_length, self.text_length)
+
+    def next_token_logits(
+        self, network: nn.Module, rows: torch.Tensor, image_first: torch.Tensor
+    ) -> torch.Tensor:
+        """The logits ``(B, T - 1, vocab)`` of every next token of ``rows`` ``(B, T)``."""
+        T = rows.size(1) - 1
+        mask = None
+        if self.hparams.prefix_lm:
+            mask = prefix_causal_mask(T, self.first_segment(image_first).to(rows.device))
+        return network(rows[:, :-1], self.positions(image_first)[:, :T], mask)
+
+    def setup(self, stage: str) -> None:
+        """Before training: the datamodule encodes its images once (cached on disk), rather than
+        this model at every batch."""
+        datamodule = self.trainer.datamodule
+        if stage == "fit" and hasattr(datamodule, "tokenize_images"):
+            self.image_tokenizer.to(self.trainer.strategy.root_device)
+            datamodule.tokenize_images(self.image_tokenizer)
+
     def loss(self, network: nn.Module, batch: Batch, generator: torch.Generator) -> torch.Tensor:
         """Cross-entropy of next-token prediction over rows in a random order per example."""
         n = len(batch["text"])
         image_first = torch.rand(n, generator=generator) < self.hparams.image_to_text_prob
         dropped = torch.rand(n, generator=generator) < self.hparams.uncond_prob
         texts = ["" if drop else text for text, drop in zip(batch["text"], dropped, strict=True)]
-        rows = self.rows(texts, batch["image"], image_first)
+        # The datamodule's cached codes, where it has them (see setup).
+        codes = batch["codes"].long() if "codes" in batch else self._codes(batch["image"])
+        rows = self.rows(texts, codes, image_first)
         targets = rows[:, 1:].masked_fill(rows[:, 1:] == self.vocab.special["pad"], IGNORE)
-        logits = network(rows[:, :-1])  # (B, T, vocab)
+        if self.hparams.prefix_lm:  # the first segment is seen whole, so it is not predicted
+            first = self.first_segment(image_first).to(rows.device)
+            place = torch.arange(targets.size(1), device=rows.device)
+            targets = targets.masked_fill(place[None] < first[:, None] - 1, IGNORE)
+        logits = self.next_token_logits(network, rows, image_first)  # (B, T, vocab)
         return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
@@ -168,6 +219,17 @@ class TextImageModel(GenerativeModule):
         self.log(
             self.monitor.metric, loss, prog_bar=True, batch_size=len(batch["text"]), sync_dist=True
         )
+        self.keep_preview_images(batch["image"], batch_idx)
+
+    def preview(self) -> Samples | None:
+        """The first validation images, each with the caption the model writes for it."""
+        if self.preview_images is None:
+            return None
+        return Samples(images=self.preview_images, captions=self.caption(self.preview_images))
+
+    @property
+    def condition_kinds(self) -> frozenset[str]:
+        return frozenset({"text", "image"})  # prompts to draw, images to caption
 
     def draw(
         self,
@@ -182,7 +244,13 @@ class TextImageModel(GenerativeModule):
         top_k: int | None = None,
     ) -> Samples:
         """Images for prompts: each prompt's caption segment, then image codes drawn one by one
-        (the empty prompt "" draws from the unconditional model)."""
+        (the empty prompt "" draws from the unconditional model). For images: their captions,
+        greedy unless a ``temperature`` is given."""
+        if condition.images is not None:
+            if guidance_scale is not None:
+                raise ConfigError("guidance_scale is for drawing from prompts, not for captions")
+            texts = self._caption(network, condition.images, generator, temperature or 0.0, top_k)
+            return Samples(texts=texts)
         hp = self.hparams
         guidance_scale = hp.guidance_scale if guidance_scale is None else guidance_scale
         temperature, top_k = self._sampling(temperature, top_k)
@@ -198,6 +266,7 @@ class TextImageModel(GenerativeModule):
             derived_generator(generator, self.device),
             guidance_scale,
             unconditional,
+            bidirectional=self.text_length if self.hparams.prefix_lm else 0,
         )
         images = self.image_tokenizer.decode(codes - self.vocab.image_offset)
         return Samples(images=images.float().cpu(), captions=list(condition.texts))
@@ -210,28 +279,45 @@ class TextImageModel(GenerativeModule):
         top_k: int | None = None,
     ) -> list[str]:
         """The caption of each image ``(B, C, H, W)`` in [-1, 1]; greedy unless a
-        ``temperature`` is given."""
+        ``temperature`` is given. The same as ``sample`` with the images as the condition."""
+        condition = Condition(images=images)
+        return self.sample(
+            len(images),
+            condition=condition,
+            generator=generator,
+            temperature=temperature,
+            top_k=top_k,
+        ).texts
+
+    def _caption(
+        self,
+        network: nn.Module,
+        images: torch.Tensor,
+        generator: torch.Generator | None,
+        temperature: float,
+        top_k: int | None,
+    ) -> list[str]:
         if tuple(images.shape[1:]) != self.image_tokenizer.image_shape:
             raise ConfigError(
-                f"an image of shape {tuple(images.shape[1:])}; this model reads "
-                f"{self.image_tokenizer.image_shape}"
+                f"an image of shape {tuple(images.shape[1:])} (channels, height, width); this "
+                f"model reads {self.image_tokenizer.image_shape}"
             )
         temperature, top_k = self._sampling(temperature, top_k)
         begin_text, end_text = self.vocab.special["begin_text"], self.vocab.special["end_text"]
-        with torch.no_grad():
-            codes = self.image_tokenizer.encode(images.to(self.device))
-            image_segments = self.vocab.image(codes)  # (B, image_length)
-            prefix = torch.cat([image_segments, codes.new_full((len(codes), 1), begin_text)], 1)
-            allowed = self.allowed([*self.vocab.text_ids, end_text])
-            text = self.generating_network().decode(
-                prefix,
-                self.hparams.max_text_bytes + 1,
-                allowed,
-                temperature,
-                top_k,
-                derived_generator(generator, self.device),
-                stop_id=end_text,
-            )
+        codes = self.image_tokenizer.encode(images.to(self.device))
+        image_segments = self.vocab.image(codes)  # (B, image_length)
+        prefix = torch.cat([image_segments, codes.new_full((len(codes), 1), begin_text)], 1)
+        text = network.decode(
+            prefix,
+            self.hparams.max_text_bytes + 1,
+            self.allowed([*self.vocab.text_ids, end_text]),
+            temperature,
+            top_k,
+            derived_generator(generator, self.device),
+            stop_id=end_text,
+            positions=self.positions(torch.ones(1, dtype=torch.bool))[0],
+            bidirectional=self.image_length if self.hparams.prefix_lm else 0,
+        )
         return [self.vocab.read_text([begin_text, *row]) for row in text.tolist()]
 
     def nll_sums(self, images: torch.Tensor, texts: Sequence[str]) -> tuple[float, float, int]:
@@ -243,16 +329,15 @@ class TextImageModel(GenerativeModule):
         codes = self._codes(images)  # encoded once for both directions
         sums = []
         for image_first, kept in ((False, self.vocab.image_ids), (True, self.vocab.text_ids)):
-            rows = self._rows(
+            rows = self.rows(
                 [""] * n if not image_first else texts, codes, torch.full((n,), image_first)
             )
             targets = rows[:, 1:]
             scored = torch.isin(targets, torch.tensor(list(kept), device=targets.device))
             if image_first:  # a caption's end is part of its likelihood
                 scored |= targets == self.vocab.special["end_text"]
-            nll = F.cross_entropy(
-                network(rows[:, :-1]).flatten(0, 1).float(), targets.flatten(), reduction="none"
-            )
+            logits = self.next_token_logits(network, rows, torch.full((n,), image_first))
+            nll = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none")
             sums.append(float(nll[scored.flatten()].sum()))
         num_bytes = sum(len(text.encode("utf-8")) for text in texts)
         return sums[0], sums[1], num_bytes

@@ -5,7 +5,7 @@ import torch
 from torch import Tensor, nn
 
 from aigc.models.transformer.network import GPT, sample_token
-from aigc.nn.transformer import KVCache
+from aigc.nn.transformer import KVCache, prefix_causal_mask
 
 
 class TextImageGPT(nn.Module):
@@ -25,8 +25,12 @@ class TextImageGPT(nn.Module):
         super().__init__()
         self.gpt = GPT(vocab_size, block_size, n_layer, n_head, n_embd, dropout, bias)
 
-    def forward(self, idx: Tensor) -> Tensor:
-        return self.gpt.logits(idx)  # (B, T, vocab)
+    def forward(
+        self, idx: Tensor, positions: Tensor | None = None, mask: Tensor | None = None
+    ) -> Tensor:
+        """Logits ``(B, T, vocab)`` of tokens ``idx`` ``(B, T)`` at ``positions`` ``(B, T)``
+        (default: their places), with the attention ``mask`` ``(B, T, T)`` (default: causal)."""
+        return self.gpt.logits(idx, positions=positions, mask=mask)
 
     def decode(
         self,
@@ -39,16 +43,28 @@ class TextImageGPT(nn.Module):
         guidance_scale: float = 1.0,
         unconditional: Tensor | None = None,
         stop_id: int | None = None,
+        positions: Tensor | None = None,
+        bidirectional: int = 0,
         use_cache: bool = True,
     ) -> Tensor:
         """Up to ``steps`` tokens ``(B, steps)`` after each row of ``prefix`` ``(B, T)``, each
         drawn from the ids that the boolean ``allowed`` ``(vocab,)`` marks. With
         ``unconditional`` prefixes (as long as ``prefix``), the logits are those of classifier-free
         guidance, ``u + guidance_scale * (c - u)``. Decoding stops early once every row has drawn
-        ``stop_id``. ``use_cache`` changes only the speed."""
+        ``stop_id``. ``positions`` ``(T + steps,)`` are the position ids of the prefix and the
+        tokens drawn (default: their places); the first ``bidirectional`` tokens of the prefix see
+        each other (a prefix LM's condition). ``use_cache`` changes only the speed."""
         rows = prefix if unconditional is None else torch.cat([prefix, unconditional])
+        T = prefix.size(1)
+        if positions is None:
+            positions = torch.arange(T + steps, device=prefix.device)
         caches = [KVCache(self.gpt.block_size) for _ in self.gpt.blocks] if use_cache else None
-        logits = self.gpt.logits(rows, caches)[:, -1]  # (R, vocab)
+        seen = rows.new_full((len(rows),), bidirectional)  # (R,) leading tokens seeing each other
+
+        def mask(length: int) -> Tensor | None:  # causal but for a prefix LM's condition
+            return prefix_causal_mask(length, seen) if bidirectional else None
+
+        logits = self.gpt.logits(rows, caches, positions=positions[:T], mask=mask(T))[:, -1]
         drawn: list[Tensor] = []
         finished = torch.zeros(len(prefix), dtype=torch.bool, device=prefix.device)  # (B,)
         for step in range(steps):
@@ -66,7 +82,9 @@ class TextImageGPT(nn.Module):
             fed = token if unconditional is None else torch.cat([token, token])
             if caches is None:
                 rows = torch.cat([rows, fed], dim=1)
-                logits = self.gpt.logits(rows)[:, -1]
-            else:
-                logits = self.gpt.logits(fed, caches, rows.size(1) + step)[:, -1]
+                n = rows.size(1)
+                logits = self.gpt.logits(rows, positions=positions[:n], mask=mask(n))[:, -1]
+            else:  # one new query: it sees every cached key
+                place = T + step
+                logits = self.gpt.logits(fed, caches, place, positions[place : place + 1])[:, -1]
         return torch.cat(drawn, dim=1)

@@ -56,12 +56,28 @@ class GPT(nn.Module):
         loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
         return logits, loss
 
-    def logits(self, idx: Tensor, caches: list[KVCache] | None = None, pos: int = 0) -> Tensor:
+    def logits(
+        self,
+        idx: Tensor,
+        caches: list[KVCache] | None = None,
+        pos: int = 0,
+        positions: Tensor | None = None,
+        mask: Tensor | None = None,
+    ) -> Tensor:
         """Next-token logits (B, T, vocab) of tokens idx (B, T) at positions pos, pos + 1, ...,
-        adding their keys and values to ``caches`` (one per block) when given."""
-        return self.lm_head(self._hidden(idx, caches, pos))
+        adding their keys and values to ``caches`` (one per block) when given. ``positions``
+        ((T,) or (B, T)) gives the tokens other position embeddings than their places; ``mask``
+        (B, T, pos + T) says which keys each query sees, in place of the causal mask."""
+        return self.lm_head(self._hidden(idx, caches, pos, positions, mask))
 
-    def _hidden(self, idx: Tensor, caches: list[KVCache] | None = None, pos: int = 0) -> Tensor:
+    def _hidden(
+        self,
+        idx: Tensor,
+        caches: list[KVCache] | None = None,
+        pos: int = 0,
+        positions: Tensor | None = None,
+        mask: Tensor | None = None,
+    ) -> Tensor:
         """Final hidden states (B, T, C) of tokens idx (B, T) at positions pos, pos + 1, ..."""
         T = idx.size(1)
         if pos + T > self.block_size:
@@ -69,10 +85,11 @@ class GPT(nn.Module):
                 f"cannot run {T} tokens from position {pos}: block_size is {self.block_size}; "
                 "crop the input to its last block_size tokens"
             )
-        positions = torch.arange(pos, pos + T, device=idx.device)  # (T,)
+        if positions is None:
+            positions = torch.arange(pos, pos + T, device=idx.device)  # (T,)
         x = self.drop(self.wte(idx) + self.wpe(positions))  # (B, T, C)
         for block, cache in zip(self.blocks, caches or [None] * len(self.blocks), strict=True):
-            x = block(x, cache, pos)
+            x = block(x, cache, pos, mask)
         return self.ln_f(x)
 
     def generate(

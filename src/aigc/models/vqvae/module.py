@@ -18,8 +18,6 @@ from aigc.utils.log_steps import logs_this_step
 
 Batch = dict[str, Any]  # image (B, C, H, W) in [-1, 1], and whatever else the data holds
 
-PREVIEW_IMAGES = 8  # validation images shown next to their reconstructions
-
 
 class VQVAE(AigcModule):
     """A ``VQAutoencoder`` trained to reconstruct its input (mean squared error, plus the
@@ -69,7 +67,6 @@ class VQVAE(AigcModule):
             self.network.compile()
         self.val_psnr = PeakSignalNoiseRatio(data_range=(-1.0, 1.0))
         self.val_usage = CodebookUsage(self.vocab_size)
-        self._preview: torch.Tensor | None = None  # (PREVIEW_IMAGES, C, H, W) originals
 
     @property
     def batch_keys(self) -> frozenset[str]:
@@ -133,8 +130,7 @@ class VQVAE(AigcModule):
             batch_size=len(images),
             sync_dist=True,
         )
-        if self._preview is None and batch_idx == 0:
-            self._preview = images[:PREVIEW_IMAGES].detach().cpu()
+        self.keep_preview_images(images, batch_idx)
 
     def on_validation_epoch_end(self) -> None:
         usage = self.val_usage.compute()
@@ -143,13 +139,13 @@ class VQVAE(AigcModule):
 
     def preview(self) -> Samples | None:
         """The first validation images, each above its reconstruction."""
-        if self._preview is None:
+        if self.preview_images is None:
             return None
         with torch.no_grad(), eval_mode(self):
-            reconstruction = self(self._preview.to(self.device)).float().cpu()
-        n = len(self._preview)
+            reconstruction = self(self.preview_images.to(self.device)).float().cpu()
+        n = len(self.preview_images)
         return Samples(
-            images=torch.cat([self._preview, reconstruction]),
+            images=torch.cat([self.preview_images, reconstruction]),
             captions=["original"] * n + ["reconstruction"] * n,
         )
 
