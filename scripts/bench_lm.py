@@ -114,8 +114,9 @@ def plain_text_image_loop(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / max(1, hp.warmup_steps))
     )
+    model.to(device)  # its rows and position ids, which the loop shares
     datamodule.setup("fit")
-    datamodule.tokenize_images(model.image_tokenizer.to(device))
+    datamodule.tokenize_images(model.image_tokenizer)
     generator = torch.Generator().manual_seed(0)
     pad = model.vocab.special["pad"]
 
@@ -127,8 +128,8 @@ def plain_text_image_loop(
         texts = ["" if drop else text for text, drop in zip(batch["text"], dropped, strict=True)]
         rows = model.rows(texts, batch["codes"].to(device).long(), image_first)
         targets = rows[:, 1:].masked_fill(rows[:, 1:] == pad, -100)
-        with variant.autocast(args.device):
-            logits = network(rows[:, :-1])
+        with variant.autocast(args.device):  # the model's position ids and attention mask
+            logits = model.next_token_logits(network, rows, image_first)
         loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
