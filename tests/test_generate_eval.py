@@ -236,6 +236,16 @@ def test_generate_needs_no_dataset(lm_ckpt: Path, corpus: Path, tmp_path: Path) 
     assert len(samples.texts[0]) == 6  # the model's own prompt, a newline, and 5 characters
 
 
+def test_weights_that_do_not_fit_the_model_are_one_line(gan_ckpt: Path, tmp_path: Path) -> None:
+    checkpoint = torch.load(gan_ckpt, weights_only=True)
+    name = next(k for k, v in checkpoint["state_dict"].items() if v.dim() == 4)
+    checkpoint["state_dict"][name] = checkpoint["state_dict"][name][:1]  # an older layout's size
+    torch.save(checkpoint, tmp_path / "old.ckpt")
+    with pytest.raises(CheckpointError, match=rf"old\.ckpt does not fit the GAN .*{name}") as err:
+        run_generate(tmp_path / "old.ckpt")
+    assert "\n" not in str(err.value)
+
+
 def test_generate_refuses_a_classifier(classifier_ckpt: Path) -> None:
     with pytest.raises(CheckpointError, match="holds a Classifier, not a GenerativeModule"):
         run_generate(classifier_ckpt)

@@ -81,6 +81,20 @@ def test_guidance_scale_1_is_the_conditional_model() -> None:
     assert not torch.equal(draw(), draw(guidance_scale=4.0))
 
 
+def test_asked_for_nothing_it_draws_unconditional_images_and_its_grids_show_the_prompts() -> None:
+    model = tiny_model().eval()
+
+    def draw(condition: Condition | None):
+        generator = torch.Generator().manual_seed(0)
+        return model.sample(3, condition=condition, generator=generator, guidance_scale=3.0)
+
+    free = draw(None)
+    assert free.captions is None and free.images.shape == (3, 1, 28, 28)
+    torch.testing.assert_close(free.images, draw(Condition(texts=[""] * 3)).images, rtol=0, atol=0)
+    assert model.default_condition() is None
+    assert model.grid_condition() == Condition(texts=PAIRS)
+
+
 @pytest.mark.parametrize("prefix_lm", [True, False])
 def test_a_tiny_model_learns_two_pairs_in_both_directions(prefix_lm: bool) -> None:
     model = tiny_model(uncond_prob=0.0, prefix_lm=prefix_lm)

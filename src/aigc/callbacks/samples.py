@@ -16,7 +16,7 @@ from aigc.core.samples import Samples
 class SampleLogger(L.Callback):
     """Samples every ``every_n_steps`` batches and at epoch ends, as the run's ``sampling`` config
     says (the same settings ``generate.py`` takes, so a grid seen here is drawn again, identically,
-    by ``generate.py`` from the checkpoint of that step).
+    by ``generate.py`` from the checkpoint of that step, given the same labels or prompts).
 
     Samples go to the loggers that show pictures or texts (TensorBoard, MLflow, W&B) and to
     ``<dirpath>/step_XXXXXXX.png`` (or ``.txt``), with the model's ``preview()`` where it has one:
@@ -63,7 +63,8 @@ class SampleLogger(L.Callback):
         stem = f"step_{step:07d}"
         shown: list[tuple[Samples | None, str, str]] = []  # (samples, tag, file stem)
         if isinstance(pl_module, GenerativeModule):
-            samples = self._call(trainer, pl_module, "sample_from_config", self.sampling)
+            condition = pl_module.grid_condition()
+            samples = self._call(trainer, pl_module, "sample_from_config", self.sampling, condition)
             shown.append((samples, pl_module.sample_tag(self.sampling), stem))
             stem = f"{stem}_{pl_module.preview_tag}"  # the preview comes second
         shown.append((self._call(trainer, pl_module, "preview"), pl_module.preview_tag, stem))

@@ -87,8 +87,24 @@ def load_model(
         # The class is checked before its weights are read: any checkpoint names its class.
         cls = model_class(load_checkpoint(path), path)
         _check_family(cls, expected, path)
-        model = cls.load_from_checkpoint(path, map_location=device, weights_only=True)
+        model = _load_weights(cls, path, device)
     return model.eval().requires_grad_(False)
+
+
+def _load_weights(cls: type[M], path: Path, device: str | torch.device) -> M:
+    try:
+        return cls.load_from_checkpoint(path, map_location=device, weights_only=True)
+    except RuntimeError as err:
+        # A checkpoint of an older layout rebuilds its model from its hyperparameters, then its
+        # weights do not fit: say which, in one line, rather than list every tensor.
+        lines = str(err).splitlines()
+        if not lines or not lines[0].startswith("Error(s) in loading state_dict"):
+            raise
+        first = next((line.strip() for line in lines[1:] if line.strip()), "")
+        raise CheckpointError(
+            f"{path} does not fit the {cls.__name__} of this version of aigc (it was likely saved "
+            f"by an earlier one): {first[:300]}"
+        ) from None
 
 
 def _check_family(cls: type[AigcModule], expected: type[AigcModule], path: Path) -> None:

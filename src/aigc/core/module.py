@@ -227,12 +227,18 @@ class GenerativeModule(AigcModule):
         raise NotImplementedError
 
     def default_condition(self) -> Condition | None:
-        """What to show when nothing is asked for: every class, or the sample prompts."""
+        """What ``sample`` draws when nothing is asked for (``generate.py`` without a label, prompt
+        or image): every class, or the sample prompts; None: unconditional samples."""
         if self.conditioning == "label":
             return Condition(labels=torch.arange(self.num_classes))
         if self.conditioning == "text":
             return Condition(texts=self.sample_prompts)
         return None
+
+    def grid_condition(self) -> Condition | None:
+        """What the sample grids logged during training show: ``default_condition()``, unless a
+        family shows more."""
+        return self.default_condition()
 
     def sample(
         self,

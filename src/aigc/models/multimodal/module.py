@@ -231,6 +231,12 @@ class TextImageModel(GenerativeModule):
     def condition_kinds(self) -> frozenset[str]:
         return frozenset({"text", "image"})  # prompts to draw, images to caption
 
+    def default_condition(self) -> None:
+        return None  # asked for nothing, it draws unconditional images
+
+    def grid_condition(self) -> Condition:
+        return Condition(texts=self.sample_prompts)
+
     def draw(
         self,
         network: nn.Module,
@@ -244,8 +250,10 @@ class TextImageModel(GenerativeModule):
         top_k: int | None = None,
     ) -> Samples:
         """Images for prompts: each prompt's caption segment, then image codes drawn one by one
-        (the empty prompt "" draws from the unconditional model). For images: their captions,
-        greedy unless a ``temperature`` is given."""
+        (no condition, or the empty prompt "", draws from the unconditional model). For images:
+        their captions, greedy unless a ``temperature`` is given."""
+        if condition is None:
+            condition = Condition(texts=[""] * n)
         if condition.images is not None:
             if guidance_scale is not None:
                 raise ConfigError("guidance_scale is for drawing from prompts, not for captions")
@@ -256,7 +264,8 @@ class TextImageModel(GenerativeModule):
         temperature, top_k = self._sampling(temperature, top_k)
         if not guidance_scale > 0:
             raise ConfigError(f"guidance_scale={guidance_scale}: must be greater than 0")
-        unconditional = self.image_prefixes([""] * n) if guidance_scale != 1.0 else None
+        guided = guidance_scale != 1.0 and any(condition.texts)  # nothing to guide away from
+        unconditional = self.image_prefixes([""] * n) if guided else None
         codes = network.decode(
             self.image_prefixes(condition.texts),
             self.vocab.tokens_per_image,
@@ -269,7 +278,8 @@ class TextImageModel(GenerativeModule):
             bidirectional=self.text_length if self.hparams.prefix_lm else 0,
         )
         images = self.image_tokenizer.decode(codes - self.vocab.image_offset)
-        return Samples(images=images.float().cpu(), captions=list(condition.texts))
+        captions = list(condition.texts) if any(condition.texts) else None
+        return Samples(images=images.float().cpu(), captions=captions)
 
     def caption(
         self,
