@@ -174,6 +174,22 @@ def test_sampling_settings_choose_the_sampler_and_default_to_the_models() -> Non
     assert model.sample_tag({"sampler": "euler", "steps": None}) == "samples/euler_3"
 
 
+def test_guidance_applies_only_inside_its_interval() -> None:
+    model = tiny_model("label", sampler="ddim", steps=4, guidance_scale=3.0)
+    condition = Condition.of([1, 2])
+    timesteps = make_sampler("ddim", 4, model.schedule).timesteps.tolist()  # [999, 749, 499, 249]
+
+    def draw(**settings) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(0)
+        return model.sample(2, condition=condition, generator=generator, **settings).images
+
+    guided, unguided = draw(), draw(guidance_scale=1.0)
+    assert torch.equal(draw(guidance_interval=[0, 1000]), guided)
+    assert torch.equal(draw(guidance_interval=[timesteps[0] + 1, 1000]), unguided)
+    middle = draw(guidance_interval=[timesteps[2], timesteps[1]])
+    assert not torch.equal(middle, guided) and not torch.equal(middle, unguided)
+
+
 @pytest.mark.parametrize(
     ("conditioning", "settings", "message"),
     [
@@ -188,6 +204,11 @@ def test_sampling_settings_choose_the_sampler_and_default_to_the_models() -> Non
             "guidance_scale=-1.0: must be greater than 0",
         ),
         ("label", {"condition": Condition.of(texts="a seven")}, "takes class labels, not texts"),
+        (
+            "label",
+            {"guidance_interval": [500, 100], "condition": Condition.of(1)},
+            r"guidance_interval=\[500, 100\]: give \[low, high\] timesteps",
+        ),
         ("text", {"condition": Condition.of(7)}, "takes text prompts, not labels"),
     ],
 )

@@ -36,8 +36,9 @@ class DiffusionModel(GenerativeModule):
     2022) contrasts at sampling: ``guidance_scale`` 1 samples the conditional model as it is,
     larger values follow the condition more closely at some cost in variety.
 
-    Sampling settings: ``sampler`` (a name of ``SAMPLERS``), ``steps`` and ``guidance_scale``; the
-    model's own values are the defaults. Validation measures the denoising loss of the network
+    Sampling settings: ``sampler`` (a name of ``SAMPLERS``), ``steps``, ``guidance_scale`` and
+    ``guidance_interval`` (the timesteps that are guided; None: all); the model's own values are
+    the defaults. Validation measures the denoising loss of the network
     that samples on held-out images, at the same timesteps and noise every time (``val/loss``).
     """
 
@@ -61,6 +62,7 @@ class DiffusionModel(GenerativeModule):
         sampler: str = "dpm_solver",
         steps: int = 20,
         guidance_scale: float = 1.0,
+        guidance_interval: Sequence[float] | None = None,
         lr: float = 1e-3,
         warmup_steps: int = 200,
         weight_decay: float = 0.0,
@@ -83,6 +85,7 @@ class DiffusionModel(GenerativeModule):
         self.image_shape = tuple(image_shape)
         self.schedule = noise_schedule(num_train_timesteps, beta_schedule, prediction_type)
         make_sampler(sampler, steps, self.schedule)  # a bad default fails now, not at sampling
+        self._check_interval(guidance_interval)
         self.denoiser = Denoiser(
             self.image_shape,
             widths,
@@ -162,8 +165,12 @@ class DiffusionModel(GenerativeModule):
         sampler: str | None = None,
         steps: int | None = None,
         guidance_scale: float | None = None,
+        guidance_interval: Sequence[float] | None = None,
     ) -> Samples:
         hp = self.hparams  # the defaults of the settings left unset (None)
+        if guidance_interval is not None:
+            self._check_interval(guidance_interval)
+        interval = hp.guidance_interval if guidance_interval is None else guidance_interval
         if guidance_scale is not None:
             self._check_guidance(guidance_scale)
         else:
@@ -175,7 +182,16 @@ class DiffusionModel(GenerativeModule):
         )
         context = network.context(condition)
         shape = (n, *self.image_shape)
-        images = denoise(network, scheduler, shape, context, guidance_scale, generator, progress)
+        images = denoise(
+            network,
+            scheduler,
+            shape,
+            context,
+            guidance_scale,
+            generator,
+            progress,
+            tuple(interval) if interval is not None else None,
+        )
         captions = condition.captions(self.class_names) if condition is not None else None
         return Samples(images=images.clamp(-1, 1).float().cpu(), captions=captions)
 
@@ -196,6 +212,16 @@ class DiffusionModel(GenerativeModule):
             raise ConfigError(
                 f"guidance_scale={scale}: this model never learned the unconditional case "
                 "(model.uncond_prob=0); sample with guidance_scale=1"
+            )
+
+    def _check_interval(self, interval: Sequence[float] | None) -> None:
+        total = self.hparams.num_train_timesteps
+        if interval is not None and not (
+            len(interval) == 2 and 0 <= interval[0] <= interval[1] <= total
+        ):
+            raise ConfigError(
+                f"guidance_interval={list(interval)}: give [low, high] timesteps, "
+                f"0 <= low <= high <= {total}"
             )
 
     def configure_optimizers(self) -> dict[str, Any]:

@@ -34,8 +34,12 @@ def denoise(
     guidance_scale: float,
     generator: torch.Generator | None,
     progress: Progress | None = None,
+    guidance_interval: tuple[float, float] | None = None,
 ) -> Tensor:
-    """Images ``shape`` = ``(B, C, H, W)`` drawn from noise with ``sampler`` (its timesteps set).
+    """Images ``shape`` = ``(B, C, H, W)`` drawn from noise with ``sampler`` (its timesteps set),
+    guided at every step, or only at the timesteps ``t`` with ``low <= t <= high`` of
+    ``guidance_interval = (low, high)`` (Kynkäänniemi et al. 2024: guidance at the highest noise
+    levels costs variety, at the lowest it does little).
 
     The noise comes from ``generator`` on the CPU, whatever the network's device, so a seed gives
     the same images everywhere; the loop is diffusers' own pipelines' loop, so an exported model
@@ -55,7 +59,9 @@ def denoise(
     for i, t in enumerate(timesteps):
         model_input = sampler.scale_model_input(x, t)
         batch_t = t.to(device).expand(len(x))
-        prediction = guided_prediction(network, model_input, batch_t, context, guidance_scale)
+        low, high = guidance_interval or (float("-inf"), float("inf"))
+        scale = guidance_scale if low <= float(t) <= high else 1.0
+        prediction = guided_prediction(network, model_input, batch_t, context, scale)
         x = sampler.step(prediction, t, x, **extra).prev_sample
         if progress is not None:
             progress(i + 1, len(timesteps), None)
