@@ -183,14 +183,7 @@ class DiffusionModel(GenerativeModule):
         context = network.context(condition)
         shape = (n, *self.image_shape)
         images = denoise(
-            network,
-            scheduler,
-            shape,
-            context,
-            guidance_scale,
-            generator,
-            progress,
-            tuple(interval) if interval is not None else None,
+            network, scheduler, shape, context, guidance_scale, generator, progress, interval
         )
         captions = condition.captions(self.class_names) if condition is not None else None
         return Samples(images=images.clamp(-1, 1).float().cpu(), captions=captions)

@@ -2,6 +2,7 @@
 guidance when a guidance scale other than 1 is given."""
 
 import inspect
+from collections.abc import Sequence
 
 import torch
 from diffusers import SchedulerMixin
@@ -34,7 +35,7 @@ def denoise(
     guidance_scale: float,
     generator: torch.Generator | None,
     progress: Progress | None = None,
-    guidance_interval: tuple[float, float] | None = None,
+    guidance_interval: Sequence[float] | None = None,
 ) -> Tensor:
     """Images ``shape`` = ``(B, C, H, W)`` drawn from noise with ``sampler`` (its timesteps set),
     guided at every step, or only at the timesteps ``t`` with ``low <= t <= high`` of
@@ -56,10 +57,10 @@ def denoise(
     if "use_clipped_model_output" in accepted:
         extra["use_clipped_model_output"] = True
     timesteps = sampler.timesteps
+    low, high = guidance_interval or (float("-inf"), float("inf"))
     for i, t in enumerate(timesteps):
         model_input = sampler.scale_model_input(x, t)
         batch_t = t.to(device).expand(len(x))
-        low, high = guidance_interval or (float("-inf"), float("inf"))
         scale = guidance_scale if low <= float(t) <= high else 1.0
         prediction = guided_prediction(network, model_input, batch_t, context, scale)
         x = sampler.step(prediction, t, x, **extra).prev_sample

@@ -264,7 +264,8 @@ class TextImageModel(GenerativeModule):
         temperature, top_k = self._sampling(temperature, top_k)
         if not guidance_scale > 0:
             raise ConfigError(f"guidance_scale={guidance_scale}: must be greater than 0")
-        guided = guidance_scale != 1.0 and any(condition.texts)  # nothing to guide away from
+        prompted = any(condition.texts)  # else there is nothing to guide away from
+        guided = guidance_scale != 1.0 and prompted
         unconditional = self.image_prefixes([""] * n) if guided else None
         codes = network.decode(
             self.image_prefixes(condition.texts),
@@ -278,7 +279,7 @@ class TextImageModel(GenerativeModule):
             bidirectional=self.text_length if self.hparams.prefix_lm else 0,
         )
         images = self.image_tokenizer.decode(codes - self.vocab.image_offset)
-        captions = list(condition.texts) if any(condition.texts) else None
+        captions = list(condition.texts) if prompted else None
         return Samples(images=images.float().cpu(), captions=captions)
 
     def caption(
