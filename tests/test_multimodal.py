@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import (
     TINY_MULTIMODAL,
     compose_config,
@@ -95,16 +96,21 @@ def test_asked_for_nothing_it_draws_unconditional_images_and_its_grids_show_the_
     assert model.grid_condition() == Condition(texts=PAIRS)
 
 
-@pytest.mark.parametrize("prefix_lm", [True, False])
-def test_a_tiny_model_learns_two_pairs_in_both_directions(prefix_lm: bool) -> None:
-    model = tiny_model(uncond_prob=0.0, prefix_lm=prefix_lm)
+@pytest.mark.parametrize(
+    ("prefix_lm", "predict_condition"), [(False, True), (False, False), (True, False)]
+)
+def test_a_tiny_model_learns_two_pairs_in_both_directions(
+    prefix_lm: bool, predict_condition: bool
+) -> None:
+    model = tiny_model(uncond_prob=0.0, prefix_lm=prefix_lm, predict_condition=predict_condition)
     torch.manual_seed(1)
     images = torch.rand(2, 1, 28, 28) * 2 - 1
     batch = {"text": PAIRS, "image": images}
     generator = torch.Generator().manual_seed(0)  # each row's order: both directions, at random
     optimizer = torch.optim.AdamW(model.network.parameters(), lr=3e-3)
     model.train()
-    for _ in range(300):
+    # Predicting second segments only, it learns the images from the drawing rows alone: half.
+    for _ in range(300 if predict_condition or prefix_lm else 500):
         loss = model.loss(model.network, batch, generator)
         optimizer.zero_grad()
         loss.backward()
@@ -195,6 +201,23 @@ def test_the_tokenizer_stays_frozen_while_the_gpt_trains(make_cfg, tmp_path: Pat
     assert 0 < scores["image_bits_per_dim"] < 49 * 13 / 784 * 1.5
     assert 0 < scores["caption_bits_per_byte"] < 13
     assert isinstance(scores["caption_example"], str)
+
+
+def test_without_predict_condition_the_loss_is_the_second_segments() -> None:
+    images = torch.rand(2, 1, 28, 28) * 2 - 1
+    order = torch.tensor([False, False])  # image_to_text_prob=0: every row draws
+    losses = {}
+    for predict_condition in (True, False):
+        model = tiny_model(image_to_text_prob=0.0, uncond_prob=0.0, predict_condition=False)
+        model.hparams.predict_condition = predict_condition
+        batch = {"text": PAIRS, "image": images}
+        losses[predict_condition] = model.loss(model.network, batch, torch.Generator())
+    rows = model.rows(PAIRS, model.image_tokenizer.encode(images), order)
+    logits = model.next_token_logits(model.network, rows, order)
+    image = slice(model.text_length - 1, None)  # the targets from begin_image on
+    expected = F.cross_entropy(logits[:, image].flatten(0, 1), rows[:, 1:][:, image].flatten())
+    torch.testing.assert_close(losses[False], expected)
+    assert not torch.isclose(losses[True], expected)  # with the captions' bytes
 
 
 def test_the_prefix_lm_reads_its_condition_whole() -> None:

@@ -28,12 +28,21 @@ def weight_decay_groups(params: Iterable[nn.Parameter], weight_decay: float) -> 
     ]
 
 
-def warmup_then_constant(optimizer: torch.optim.Optimizer, warmup_steps: int) -> dict:
+def warmup_schedule(
+    optimizer: torch.optim.Optimizer,
+    warmup_steps: int,
+    decay_steps: int | None = None,
+    min_ratio: float = 0.0,
+) -> dict:
     """Lightning's ``configure_optimizers`` answer: ``optimizer`` with its learning rate warmed
-    up linearly over ``warmup_steps`` steps, then constant. For runs whose length is not known in
-    advance (a time budget) and whose averaged or best weights are what is kept."""
-    warmup = max(1, warmup_steps)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min(1.0, (step + 1) / warmup)
-    )
+    up linearly over ``warmup_steps`` steps, then cosine-decayed to ``min_ratio`` of it at
+    ``decay_steps``, or with ``decay_steps`` None held constant: for runs whose length is not
+    known in advance (a time budget) and whose averaged or best weights are what is kept."""
+
+    def multiplier(step: int) -> float:
+        if decay_steps is None:
+            return min(1.0, (step + 1) / max(1, warmup_steps))
+        return warmup_cosine(step, warmup_steps, decay_steps, min_ratio)
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

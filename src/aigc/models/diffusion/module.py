@@ -12,7 +12,7 @@ from torch import nn
 
 from aigc.core.conditioning import Condition
 from aigc.core.module import GenerativeModule, Monitor, Progress
-from aigc.core.optim import warmup_then_constant
+from aigc.core.optim import warmup_schedule
 from aigc.core.samples import Samples
 from aigc.errors import ConfigError, check_positive
 from aigc.models.diffusion.export import save_diffusers
@@ -65,6 +65,8 @@ class DiffusionModel(GenerativeModule):
         guidance_interval: Sequence[float] | None = None,
         lr: float = 1e-3,
         warmup_steps: int = 200,
+        lr_decay_steps: int | None = None,
+        min_lr: float = 0.0,
         weight_decay: float = 0.0,
         betas: Sequence[float] = (0.9, 0.999),
         conditioning: str | None = None,
@@ -79,6 +81,8 @@ class DiffusionModel(GenerativeModule):
         check_positive("model", lr=lr, steps=steps, guidance_scale=guidance_scale)
         if snr_gamma is not None:
             check_positive("model", snr_gamma=snr_gamma)
+        if lr_decay_steps is not None:
+            check_positive("model", lr_decay_steps=lr_decay_steps)
         if not 0.0 <= uncond_prob < 1.0:
             raise ConfigError(f"model.uncond_prob={uncond_prob}; choose a value in [0, 1)")
         self.save_hyperparameters()
@@ -224,9 +228,8 @@ class DiffusionModel(GenerativeModule):
             betas=tuple(self.hparams.betas),
             weight_decay=self.hparams.weight_decay,
         )
-        # A run's length (often a time budget) is not known in advance, and the EMA weights,
-        # which sample, do the averaging a decay would.
-        return warmup_then_constant(optimizer, self.hparams.warmup_steps)
+        hp = self.hparams
+        return warmup_schedule(optimizer, hp.warmup_steps, hp.lr_decay_steps, hp.min_lr / hp.lr)
 
     def save_diffusers(self, out: str | Path, ema: bool | None = None) -> Path:
         return save_diffusers(self, out, ema)

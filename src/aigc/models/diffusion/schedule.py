@@ -16,15 +16,22 @@ BETA_SCHEDULES = {
     "cosine": "squaredcos_cap_v2",
 }
 PREDICTION_TYPES = ("epsilon", "v_prediction")
-# `sampling.sampler` -> the diffusers scheduler that samples.
-SAMPLERS = {
-    "ddpm": diffusers.DDPMScheduler,
-    "ddim": diffusers.DDIMScheduler,
-    "dpm_solver": diffusers.DPMSolverMultistepScheduler,
-    "unipc": diffusers.UniPCMultistepScheduler,
-    "euler": diffusers.EulerDiscreteScheduler,
-    "euler_ancestral": diffusers.EulerAncestralDiscreteScheduler,
-    "heun": diffusers.HeunDiscreteScheduler,
+# `sampling.sampler` -> the diffusers scheduler that samples, and its settings beyond the
+# training schedule's.
+SAMPLERS: dict[str, tuple[type[SchedulerMixin], dict[str, str]]] = {
+    "ddpm": (diffusers.DDPMScheduler, {}),
+    "ddim": (diffusers.DDIMScheduler, {}),
+    "dpm_solver": (diffusers.DPMSolverMultistepScheduler, {}),
+    # DPM-Solver++ of the reverse SDE: fresh noise at each step, as DDPM, which corrects
+    # earlier steps' errors; on MNIST it drew closer to the data than the ODE in 20 or 40 steps.
+    "dpm_solver_sde": (
+        diffusers.DPMSolverMultistepScheduler,
+        {"algorithm_type": "sde-dpmsolver++"},
+    ),
+    "unipc": (diffusers.UniPCMultistepScheduler, {}),
+    "euler": (diffusers.EulerDiscreteScheduler, {}),
+    "euler_ancestral": (diffusers.EulerAncestralDiscreteScheduler, {}),
+    "heun": (diffusers.HeunDiscreteScheduler, {}),
 }
 
 
@@ -65,6 +72,7 @@ def make_sampler(name: str, steps: int, schedule: DDPMScheduler) -> SchedulerMix
     # Every setting of the training schedule, those it left at their defaults too: from_config
     # would otherwise give a sampler its own defaults for those, and Heun's betas differ.
     settings = {k: v for k, v in schedule.config.items() if k != "_use_default_values"}
-    sampler = SAMPLERS[name].from_config(settings)
+    scheduler_class, own_settings = SAMPLERS[name]
+    sampler = scheduler_class.from_config({**settings, **own_settings})
     sampler.set_timesteps(steps)
     return sampler

@@ -12,7 +12,7 @@ from torch import nn
 from aigc.core.checkpoints import load_model
 from aigc.core.conditioning import Condition
 from aigc.core.module import GenerativeModule, Monitor, Progress, derived_generator
-from aigc.core.optim import warmup_then_constant, weight_decay_groups
+from aigc.core.optim import warmup_schedule, weight_decay_groups
 from aigc.core.samples import Samples
 from aigc.errors import ConfigError, check_positive
 from aigc.models.multimodal.network import TextImageGPT
@@ -40,8 +40,11 @@ class TextImageModel(GenerativeModule):
     a caption serves writing one, and of images likewise; and prompted and empty-prompted rows
     have the same length, so guided sampling runs them as one batch.
 
-    With ``prefix_lm`` the first segment of a row is the condition: its tokens see each other
-    (the attention of a prefix LM), and only the second segment is predicted.
+    With ``predict_condition`` false, only a row's second segment is predicted: the first one is
+    the condition (a caption to draw, an image to caption), read and not modelled, so that every
+    image the loss sees is drawn after its caption, or after the empty one for guidance. With
+    ``prefix_lm`` the condition's tokens also see each other (the attention of a prefix LM), and
+    it is never predicted.
 
     The image tokenizer (a ``VQVAE``, frozen) is part of the model: ``image_tokenizer`` names
     its checkpoint when training starts, and its hyperparameters replace the path in this
@@ -75,6 +78,7 @@ class TextImageModel(GenerativeModule):
         ema_decay: float | None = None,
         class_names: Sequence[str] | None = None,
         sample_prompts: Sequence[str] | None = None,
+        predict_condition: bool = True,
         prefix_lm: bool = False,
         compile: bool = False,
     ) -> None:
@@ -200,7 +204,7 @@ class TextImageModel(GenerativeModule):
         codes = batch["codes"].long() if "codes" in batch else self._codes(batch["image"])
         rows = self.rows(texts, codes, image_first)
         targets = rows[:, 1:].masked_fill(rows[:, 1:] == self.vocab.special["pad"], IGNORE)
-        if self.hparams.prefix_lm:  # the first segment is seen whole, so it is not predicted
+        if self.hparams.prefix_lm or not self.hparams.predict_condition:
             first = self.first_segment(image_first).to(rows.device)
             place = torch.arange(targets.size(1), device=rows.device)
             targets = targets.masked_fill(place[None] < first[:, None] - 1, IGNORE)
@@ -376,7 +380,7 @@ class TextImageModel(GenerativeModule):
             lr=hp.lr,
             betas=tuple(hp.betas),
         )
-        return warmup_then_constant(optimizer, hp.warmup_steps)
+        return warmup_schedule(optimizer, hp.warmup_steps)
 
 
 def _image_tokenizer(source: str | dict[str, Any]) -> VQVAE:

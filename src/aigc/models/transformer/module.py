@@ -12,7 +12,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from aigc.core.conditioning import Condition
 from aigc.core.module import GenerativeModule, Monitor, Progress, derived_generator
-from aigc.core.optim import warmup_cosine, weight_decay_groups
+from aigc.core.optim import warmup_schedule, weight_decay_groups
 from aigc.core.samples import Samples
 from aigc.errors import ConfigError, check_positive
 from aigc.models.transformer.network import GPT, check_sampling_args
@@ -214,11 +214,4 @@ class LanguageModel(GenerativeModule):
         optimizer = torch.optim.AdamW(
             weight_decay_groups(self.parameters(), hp.weight_decay), lr=hp.lr, betas=tuple(hp.betas)
         )
-        ratio = hp.min_lr / hp.lr
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: warmup_cosine(step, hp.warmup_steps, int(decay_steps), ratio)
-        )
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }
+        return warmup_schedule(optimizer, hp.warmup_steps, int(decay_steps), hp.min_lr / hp.lr)

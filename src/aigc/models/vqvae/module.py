@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torchmetrics.image import PeakSignalNoiseRatio
 
 from aigc.core.module import AigcModule, Monitor, eval_mode
-from aigc.core.optim import warmup_then_constant
+from aigc.core.optim import warmup_schedule
 from aigc.core.samples import Samples
 from aigc.errors import check_positive
 from aigc.models.vqvae.network import VQAutoencoder
@@ -153,4 +153,4 @@ class VQVAE(AigcModule):
         optimizer = torch.optim.AdamW(
             self.network.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
         )
-        return warmup_then_constant(optimizer, self.hparams.warmup_steps)
+        return warmup_schedule(optimizer, self.hparams.warmup_steps)
