@@ -95,12 +95,15 @@ def test_an_interrupted_run_saves_a_checkpoint_that_resumes_exactly(
     train(tiny_run(make_cfg, tiny_mnist, *STEPS, output_dir=straight))
 
     interrupt = signal_at(sent_at, signum, in_validation=in_validation)
+    # What the process had before training (SIG_IGN, not Python's default, when a shell started it
+    # in the background), which the run must hand back.
+    handler_before = signal.getsignal(signal.SIGINT)
     with pytest.raises(SystemExit) as exit_info:
         train(tiny_run(make_cfg, tiny_mnist, *STEPS, *interrupt, output_dir=stopped))
     assert exit_info.value.code == 128 + signum  # what a shell reports for that signal
     last = stopped / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=True)["global_step"] == stopped_at
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+    assert signal.getsignal(signal.SIGINT) is handler_before  # handlers restored
 
     BarSpy.shown = []
     spy = f"+callbacks.spy._target_={__name__}.BarSpy"
