@@ -208,8 +208,9 @@ def test_without_predict_condition_the_loss_is_the_second_segments() -> None:
     order = torch.tensor([False, False])  # image_to_text_prob=0: every row draws
     losses = {}
     for predict_condition in (True, False):
-        model = tiny_model(image_to_text_prob=0.0, uncond_prob=0.0, predict_condition=False)
-        model.hparams.predict_condition = predict_condition
+        model = tiny_model(
+            image_to_text_prob=0.0, uncond_prob=0.0, predict_condition=predict_condition
+        )
         batch = {"text": PAIRS, "image": images}
         losses[predict_condition] = model.loss(model.network, batch, torch.Generator())
     rows = model.rows(PAIRS, model.image_tokenizer.encode(images), order)

@@ -38,11 +38,9 @@ def warmup_schedule(
     up linearly over ``warmup_steps`` steps, then cosine-decayed to ``min_ratio`` of it at
     ``decay_steps``, or with ``decay_steps`` None held constant: for runs whose length is not
     known in advance (a time budget) and whose averaged or best weights are what is kept."""
-
-    def multiplier(step: int) -> float:
-        if decay_steps is None:
-            return min(1.0, (step + 1) / max(1, warmup_steps))
-        return warmup_cosine(step, warmup_steps, decay_steps, min_ratio)
-
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
+    if decay_steps is None:  # a "decay" to 1 that ends where the warm-up does
+        decay_steps, min_ratio = warmup_steps, 1.0
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_cosine(step, warmup_steps, decay_steps, min_ratio)
+    )
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
