@@ -1,4 +1,4 @@
-"""The text + image GPT: its rows, decoding held to one kind of token, guidance, captioning, a
+"""The text + image GPT: its rows, decoding held to one kind of token, guidance, best-of-k drawing,
 tiny model that learns two pairs both ways, and the error lines. The contract test covers
 training, reloading, exports and exact resumes."""
 
@@ -50,6 +50,26 @@ def test_rows_put_each_segment_at_the_same_place_in_both_orders() -> None:
     assert torch.equal(vocab.read_image(rows[1]), codes[1])
 
 
+def test_shifted_captions_keep_their_bytes_anywhere_in_their_slot() -> None:
+    model = tiny_model()
+    codes = model.image_tokenizer.encode(torch.rand(2, 1, 28, 28) * 2 - 1)
+    pad, begin = model.vocab.special["pad"], model.vocab.special["begin_text"]
+    rows = model.rows(PAIRS, codes, torch.tensor([False, True]), shifts=[3, 2])
+    assert rows[0, :3].eq(pad).all() and rows[0, 3] == begin
+    assert rows[1, 51:53].eq(pad).all() and rows[1, 53] == begin
+    assert [model.vocab.read_text(row) for row in rows] == PAIRS
+    # Training shifts the captions it draws from, from none to all the slot has room for (18
+    # tokens, 7 of "a one"), and not those it writes.
+    texts, image_first = [PAIRS[0]] * 2000, torch.arange(2000) % 2 == 1
+    shifts = torch.tensor(model.caption_shifts(texts, image_first, torch.Generator()))
+    assert shifts[~image_first].min() == 0 and shifts[~image_first].max() == 18 - 7
+    assert shifts[image_first].eq(0).all()
+    unshifted = tiny_model(shift_captions=False)
+    assert unshifted.caption_shifts(texts, image_first, torch.Generator()) is None
+    with pytest.raises(ValueError, match="puts the text 'a one' out of its segment"):
+        model.text_segment(PAIRS[0], 12)
+
+
 def test_decoding_draws_only_allowed_ids_and_the_cache_changes_nothing() -> None:
     model = tiny_model().eval()
     prefix, free = model.image_prefixes(PAIRS), model.image_prefixes(["", ""])
@@ -80,6 +100,34 @@ def test_guidance_scale_1_is_the_conditional_model() -> None:
 
     torch.testing.assert_close(draw(), draw(guidance_scale=1.0), rtol=0, atol=0)
     assert not torch.equal(draw(), draw(guidance_scale=4.0))
+
+
+def test_best_of_keeps_the_drawing_the_model_captions_likeliest_with_its_prompt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = tiny_model().eval()
+    texts = ["", PAIRS[1]]  # an unprompted row keeps its first drawing
+    condition = Condition(texts=texts)
+    generator = torch.Generator().manual_seed(0)  # the same stream draws the k candidates
+    plain = [model.sample(2, condition=condition, generator=generator).images for _ in range(3)]
+    scored = []  # each candidate's codes (n, 49) and the prompts' NLL as its caption (n,)
+    segment_nll = model.segment_nll
+
+    def recorded(network, codes, texts, image_first):
+        scored.append((codes, segment_nll(network, codes, texts, image_first)))
+        return scored[-1][1]
+
+    monkeypatch.setattr(model, "segment_nll", recorded)
+    generator = torch.Generator().manual_seed(0)
+    best = model.sample(2, condition=condition, generator=generator, best_of=3).images
+    assert len(scored) == 3
+    for candidate, (codes, _) in zip(plain, scored, strict=True):
+        torch.testing.assert_close(candidate, model.image_tokenizer.decode(codes), rtol=0, atol=0)
+    nll = torch.stack([nll for _, nll in scored])  # (k, n)
+    assert not torch.equal(nll[:, 1], nll[:, 1].flip(0))  # the candidates differ
+    kept = [0, int(nll[:, 1].argmin())]
+    for i, k in enumerate(kept):
+        torch.testing.assert_close(best[i], plain[k][i], rtol=0, atol=0)
 
 
 def test_asked_for_nothing_it_draws_unconditional_images_and_its_grids_show_the_prompts() -> None:
@@ -129,8 +177,10 @@ def test_bad_input_is_one_line(tmp_path: Path, make_cfg) -> None:
         model.sample(1, condition=Condition(texts=["twenty bytes of text"]))
     with pytest.raises(ConfigError, match=r"an image of shape \(3, 28, 28\)"):
         model.caption(torch.zeros(1, 3, 28, 28))
-    with pytest.raises(ConfigError, match="guidance_scale is for drawing from prompts"):
+    with pytest.raises(ConfigError, match="guidance_scale and best_of are for drawing from"):
         model.sample(1, condition=Condition(images=torch.zeros(1, 1, 28, 28)), guidance_scale=2.0)
+    with pytest.raises(ConfigError, match="best_of=0: draw at least 1 image per prompt"):
+        model.sample(1, condition=Condition(texts=PAIRS[:1]), best_of=0)
     with pytest.raises(ConfigError, match=r"the data's images are \(1, 32, 32\)"):
         TextImageModel(VQVAE(**TOKENIZER).hparams, (1, 32, 32), sample_prompts=PAIRS)
     with pytest.raises(ConfigError, match="is 17 bytes"):  # a sample prompt: at once
@@ -209,7 +259,10 @@ def test_without_predict_condition_the_loss_is_the_second_segments() -> None:
     losses = {}
     for predict_condition in (True, False):
         model = tiny_model(
-            image_to_text_prob=0.0, uncond_prob=0.0, predict_condition=predict_condition
+            image_to_text_prob=0.0,
+            uncond_prob=0.0,
+            predict_condition=predict_condition,
+            shift_captions=False,  # the rows below
         )
         batch = {"text": PAIRS, "image": images}
         losses[predict_condition] = model.loss(model.network, batch, torch.Generator())

@@ -44,7 +44,10 @@ class TextImageModel(GenerativeModule):
     the condition (a caption to draw, an image to caption), read and not modelled, so that every
     image the loss sees is drawn after its caption, or after the empty one for guidance. With
     ``prefix_lm`` the condition's tokens also see each other (the attention of a prefix LM), and
-    it is never predicted.
+    it is never predicted. With ``shift_captions``, a caption that a row draws from starts after
+    a random number of pads, anywhere its slot leaves room for it: position ids are learned, and
+    a model that only ever read class words where its training wordings put them does not read
+    them where a new wording does.
 
     The image tokenizer (a ``VQVAE``, frozen) is part of the model: ``image_tokenizer`` names
     its checkpoint when training starts, and its hyperparameters replace the path in this
@@ -71,6 +74,7 @@ class TextImageModel(GenerativeModule):
         guidance_scale: float = 1.0,
         temperature: float = 1.0,
         top_k: int | None = None,
+        best_of: int = 1,
         lr: float = 1e-3,
         warmup_steps: int = 100,
         weight_decay: float = 0.1,
@@ -80,6 +84,7 @@ class TextImageModel(GenerativeModule):
         sample_prompts: Sequence[str] | None = None,
         predict_condition: bool = True,
         prefix_lm: bool = False,
+        shift_captions: bool = True,
         compile: bool = False,
     ) -> None:
         super().__init__("text", None, class_names, sample_prompts)
@@ -138,8 +143,9 @@ class TextImageModel(GenerativeModule):
         self.image_tokenizer.eval()  # frozen: a learned codebook must not move in training mode
         return self
 
-    def text_segment(self, text: str) -> list[int]:
-        """``[begin_text, bytes..., end_text]`` padded to the caption segment's length."""
+    def text_segment(self, text: str, shift: int = 0) -> list[int]:
+        """``[begin_text, bytes..., end_text]`` after ``shift`` pads, padded to the caption
+        segment's length."""
         ids = self.vocab.text(text)
         budget = self.hparams.max_text_bytes
         if len(ids) - 2 > budget:
@@ -147,22 +153,46 @@ class TextImageModel(GenerativeModule):
                 f"the text {text!r} is {len(ids) - 2} bytes, more than model.max_text_bytes="
                 f"{budget}"
             )
-        return ids + [self.vocab.special["pad"]] * (self.text_length - len(ids))
+        if not 0 <= shift <= self.text_length - len(ids):
+            raise ValueError(f"a shift of {shift} puts the text {text!r} out of its segment")
+        pad = self.vocab.special["pad"]
+        return [pad] * shift + ids + [pad] * (self.text_length - len(ids) - shift)
 
     def image_prefixes(self, texts: Sequence[str]) -> torch.Tensor:
         """What an image is drawn after: each text's caption segment, then ``begin_image``."""
         begin = self.vocab.special["begin_image"]
         return torch.tensor([[*self.text_segment(t), begin] for t in texts], device=self.device)
 
-    def rows(self, texts: Sequence[str], codes: torch.Tensor, image_first: torch.Tensor):
+    def rows(
+        self,
+        texts: Sequence[str],
+        codes: torch.Tensor,
+        image_first: torch.Tensor,
+        shifts: Sequence[int] | None = None,
+    ) -> torch.Tensor:
         """Training rows ``(B, text_length + image_length)`` of captions and images' codes
-        ``(B, tokens_per_image)``, each in the order ``image_first`` ``(B,)`` says."""
+        ``(B, tokens_per_image)``, each in the order ``image_first`` ``(B,)`` says, each
+        caption after its number of pads in ``shifts`` (default: none)."""
         images = self.vocab.image(codes)  # (B, image_length)
-        captions = torch.tensor([self.text_segment(t) for t in texts], device=codes.device)
+        shifts = [0] * len(texts) if shifts is None else shifts
+        segments = [self.text_segment(t, s) for t, s in zip(texts, shifts, strict=True)]
+        captions = torch.tensor(segments, device=codes.device)
         first = image_first.to(codes.device)[:, None]  # (B, 1)
         return torch.where(
             first, torch.cat([images, captions], dim=1), torch.cat([captions, images], dim=1)
         )
+
+    def caption_shifts(
+        self, texts: Sequence[str], image_first: torch.Tensor, generator: torch.Generator
+    ) -> list[int] | None:
+        """The leading pads of each training caption that is read (drawing rows), anywhere from
+        none to all its slot has room for; captions that are written (``image_first``) start
+        where captioning writes them. None (no shifts) without ``shift_captions``."""
+        if not self.hparams.shift_captions:
+            return None
+        room = torch.tensor([self.text_length - len(self.vocab.text(t)) for t in texts])
+        shifts = (torch.rand(len(texts), generator=generator) * (room + 1)).long()
+        return shifts.masked_fill(image_first.cpu(), 0).tolist()
 
     def _codes(self, images: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -202,7 +232,8 @@ class TextImageModel(GenerativeModule):
         texts = ["" if drop else text for text, drop in zip(batch["text"], dropped, strict=True)]
         # The datamodule's cached codes, where it has them (see setup).
         codes = batch["codes"].long() if "codes" in batch else self._codes(batch["image"])
-        rows = self.rows(texts, codes, image_first)
+        shifts = self.caption_shifts(texts, image_first, generator)
+        rows = self.rows(texts, codes, image_first, shifts)
         targets = rows[:, 1:].masked_fill(rows[:, 1:] == self.vocab.special["pad"], IGNORE)
         if self.hparams.prefix_lm or not self.hparams.predict_condition:
             first = self.first_segment(image_first).to(rows.device)
@@ -252,39 +283,64 @@ class TextImageModel(GenerativeModule):
         guidance_scale: float | None = None,
         temperature: float | None = None,
         top_k: int | None = None,
+        best_of: int | None = None,
     ) -> Samples:
         """Images for prompts: each prompt's caption segment, then image codes drawn one by one
-        (no condition, or the empty prompt "", draws from the unconditional model). For images:
-        their captions, greedy unless a ``temperature`` is given."""
+        (no condition, or the empty prompt "", draws from the unconditional model). With
+        ``best_of`` k > 1, k images are drawn for each prompt and the one kept is the one the
+        model itself would most likely caption with the prompt. For images: their captions,
+        greedy unless a ``temperature`` is given."""
         if condition is None:
             condition = Condition(texts=[""] * n)
         if condition.images is not None:
-            if guidance_scale is not None:
-                raise ConfigError("guidance_scale is for drawing from prompts, not for captions")
+            if guidance_scale is not None or best_of is not None:
+                raise ConfigError(
+                    "guidance_scale and best_of are for drawing from prompts, not for captions"
+                )
             texts = self._caption(network, condition.images, generator, temperature or 0.0, top_k)
             return Samples(texts=texts)
         hp = self.hparams
         guidance_scale = hp.guidance_scale if guidance_scale is None else guidance_scale
+        best_of = hp.best_of if best_of is None else best_of
         temperature, top_k = self._sampling(temperature, top_k)
         if not guidance_scale > 0:
             raise ConfigError(f"guidance_scale={guidance_scale}: must be greater than 0")
-        prompted = any(condition.texts)  # else there is nothing to guide away from
+        if best_of < 1:
+            raise ConfigError(f"best_of={best_of}: draw at least 1 image per prompt")
+        texts = list(condition.texts)
+        prompted = any(texts)  # else there is nothing to guide away from, nor to rank by
         guided = guidance_scale != 1.0 and prompted
+        prefixes, allowed = self.image_prefixes(texts), self.allowed(self.vocab.image_ids)
         unconditional = self.image_prefixes([""] * n) if guided else None
-        codes = network.decode(
-            self.image_prefixes(condition.texts),
-            self.vocab.tokens_per_image,
-            self.allowed(self.vocab.image_ids),
-            temperature,
-            top_k,
-            derived_generator(generator, self.device),
-            guidance_scale,
-            unconditional,
-            bidirectional=self.text_length if self.hparams.prefix_lm else 0,
+        bidirectional = self.text_length if hp.prefix_lm else 0
+        # (k, n, tokens_per_image): the candidates that k calls with best_of=1 would draw
+        candidates = torch.stack(
+            [
+                network.decode(
+                    prefixes,
+                    self.vocab.tokens_per_image,
+                    allowed,
+                    temperature,
+                    top_k,
+                    derived_generator(generator, self.device),
+                    guidance_scale,
+                    unconditional,
+                    bidirectional=bidirectional,
+                )
+                - self.vocab.image_offset
+                for _ in range(best_of if prompted else 1)
+            ]
         )
-        images = self.image_tokenizer.decode(codes - self.vocab.image_offset)
-        captions = list(condition.texts) if prompted else None
-        return Samples(images=images.float().cpu(), captions=captions)
+        best = torch.zeros(n, dtype=torch.long, device=candidates.device)
+        if len(candidates) > 1:
+            # The prompt's likelihood as each candidate's caption, log p(text | image): the
+            # model's own reading of its drawings. Unprompted rows keep their first candidate.
+            nll = torch.stack([self.segment_nll(network, c, texts, True) for c in candidates])
+            unprompted = torch.tensor([not t for t in texts], device=nll.device)
+            best = nll.argmin(0).masked_fill(unprompted, 0)  # (n,)
+        codes = candidates[best, torch.arange(n, device=best.device)]  # (n, tokens_per_image)
+        images = self.image_tokenizer.decode(codes)
+        return Samples(images=images.float().cpu(), captions=texts if prompted else None)
 
     def caption(
         self,
@@ -335,27 +391,33 @@ class TextImageModel(GenerativeModule):
         )
         return [self.vocab.read_text([begin_text, *row]) for row in text.tolist()]
 
+    def segment_nll(
+        self, network: nn.Module, codes: torch.Tensor, texts: Sequence[str], image_first: bool
+    ) -> torch.Tensor:
+        """The negative log-likelihood in nats ``(B,)`` of each row's second segment: of the
+        images' codes ``(B, tokens_per_image)`` after the captions ``texts``, or with
+        ``image_first`` of the captions' bytes and their end after the images."""
+        order = torch.full((len(texts),), image_first)
+        rows = self.rows(texts, codes, order)
+        targets = rows[:, 1:]
+        kept = self.vocab.text_ids if image_first else self.vocab.image_ids
+        scored = torch.isin(targets, torch.tensor(list(kept), device=targets.device))
+        if image_first:  # a caption's end is part of its likelihood
+            scored |= targets == self.vocab.special["end_text"]
+        logits = self.next_token_logits(network, rows, order)  # (B, T, vocab)
+        nll = F.cross_entropy(logits.transpose(1, 2).float(), targets, reduction="none")  # (B, T)
+        return (nll * scored).sum(1)
+
     def nll_sums(self, images: torch.Tensor, texts: Sequence[str]) -> tuple[float, float, int]:
         """Negative log-likelihoods in nats, summed over a batch: of the images' codes after the
         empty caption, of the captions' bytes (and their end) after their images; and the
         captions' bytes. Divided by pixels and bytes they give bits per dimension and per byte."""
         network = self.generating_network()
-        n = len(texts)
         codes = self._codes(images)  # encoded once for both directions
-        sums = []
-        for image_first, kept in ((False, self.vocab.image_ids), (True, self.vocab.text_ids)):
-            rows = self.rows(
-                [""] * n if not image_first else texts, codes, torch.full((n,), image_first)
-            )
-            targets = rows[:, 1:]
-            scored = torch.isin(targets, torch.tensor(list(kept), device=targets.device))
-            if image_first:  # a caption's end is part of its likelihood
-                scored |= targets == self.vocab.special["end_text"]
-            logits = self.next_token_logits(network, rows, torch.full((n,), image_first))
-            nll = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none")
-            sums.append(float(nll[scored.flatten()].sum()))
+        image_nll = self.segment_nll(network, codes, [""] * len(texts), image_first=False)
+        caption_nll = self.segment_nll(network, codes, texts, image_first=True)
         num_bytes = sum(len(text.encode("utf-8")) for text in texts)
-        return sums[0], sums[1], num_bytes
+        return float(image_nll.sum()), float(caption_nll.sum()), num_bytes
 
     def _sampling(self, temperature: float | None, top_k: int | None) -> tuple[float, int | None]:
         hp = self.hparams
