@@ -9,9 +9,9 @@ By default it trains the ``experiment=shakespeare_char_cpu`` model (4 layers, 4 
 block 64, batch 12) for a fixed number of steps both ways, alternating rounds so that machine
 noise hits all runs alike. With the text + image model (``--image-tokenizer``), the plain loop
 trains the same GPT on the same rows (captions and the cached image codes, in a random order per
-example, captions dropped and shifted as configured), with the same optimizer, schedule and
-EMA. Achieved FLOP/s count 6 FLOPs per parameter per token plus attention, and are set against
-this machine's measured matmul peak in the same precision (MFU).
+example, captions dropped as configured), with the same optimizer, schedule and EMA. Achieved
+FLOP/s count 6 FLOPs per parameter per token plus attention, and are set against this machine's
+measured matmul peak in the same precision (MFU).
 """
 
 import argparse
@@ -126,8 +126,7 @@ def plain_text_image_loop(
         image_first = torch.rand(n, generator=generator) < hp.image_to_text_prob
         dropped = torch.rand(n, generator=generator) < hp.uncond_prob
         texts = ["" if drop else text for text, drop in zip(batch["text"], dropped, strict=True)]
-        shifts = model.caption_shifts(texts, image_first, generator)
-        rows = model.rows(texts, batch["codes"].to(device).long(), image_first, shifts)
+        rows = model.rows(texts, batch["codes"].to(device).long(), image_first)
         targets = rows[:, 1:].masked_fill(rows[:, 1:] == pad, -100)
         with variant.autocast(args.device):  # the model's position ids and attention mask
             logits = model.next_token_logits(network, rows, image_first)

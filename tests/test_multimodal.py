@@ -1,6 +1,6 @@
-"""The text + image GPT: its rows, decoding held to one kind of token, guidance, best-of-k drawing,
-tiny model that learns two pairs both ways, and the error lines. The contract test covers
-training, reloading, exports and exact resumes."""
+"""The text + image GPT: its rows, decoding held to one kind of token, guidance, best-of-k
+drawing, captioning, a tiny model that learns two pairs both ways, and the error lines. The
+contract test covers training, reloading, exports and exact resumes."""
 
 from pathlib import Path
 
@@ -48,26 +48,6 @@ def test_rows_put_each_segment_at_the_same_place_in_both_orders() -> None:
     assert vocab.read_text(rows[0]) == PAIRS[0] and vocab.read_text(rows[1]) == PAIRS[1]
     assert torch.equal(vocab.read_image(rows[0]), codes[0])
     assert torch.equal(vocab.read_image(rows[1]), codes[1])
-
-
-def test_shifted_captions_keep_their_bytes_anywhere_in_their_slot() -> None:
-    model = tiny_model()
-    codes = model.image_tokenizer.encode(torch.rand(2, 1, 28, 28) * 2 - 1)
-    pad, begin = model.vocab.special["pad"], model.vocab.special["begin_text"]
-    rows = model.rows(PAIRS, codes, torch.tensor([False, True]), shifts=[3, 2])
-    assert rows[0, :3].eq(pad).all() and rows[0, 3] == begin
-    assert rows[1, 51:53].eq(pad).all() and rows[1, 53] == begin
-    assert [model.vocab.read_text(row) for row in rows] == PAIRS
-    # Training shifts the captions it draws from, from none to all the slot has room for (18
-    # tokens, 7 of "a one"), and not those it writes.
-    texts, image_first = [PAIRS[0]] * 2000, torch.arange(2000) % 2 == 1
-    shifts = torch.tensor(model.caption_shifts(texts, image_first, torch.Generator()))
-    assert shifts[~image_first].min() == 0 and shifts[~image_first].max() == 18 - 7
-    assert shifts[image_first].eq(0).all()
-    unshifted = tiny_model(shift_captions=False)
-    assert unshifted.caption_shifts(texts, image_first, torch.Generator()) is None
-    with pytest.raises(ValueError, match="puts the text 'a one' out of its segment"):
-        model.text_segment(PAIRS[0], 12)
 
 
 def test_decoding_draws_only_allowed_ids_and_the_cache_changes_nothing() -> None:
@@ -259,10 +239,7 @@ def test_without_predict_condition_the_loss_is_the_second_segments() -> None:
     losses = {}
     for predict_condition in (True, False):
         model = tiny_model(
-            image_to_text_prob=0.0,
-            uncond_prob=0.0,
-            predict_condition=predict_condition,
-            shift_captions=False,  # the rows below
+            image_to_text_prob=0.0, uncond_prob=0.0, predict_condition=predict_condition
         )
         batch = {"text": PAIRS, "image": images}
         losses[predict_condition] = model.loss(model.network, batch, torch.Generator())

@@ -44,10 +44,7 @@ class TextImageModel(GenerativeModule):
     the condition (a caption to draw, an image to caption), read and not modelled, so that every
     image the loss sees is drawn after its caption, or after the empty one for guidance. With
     ``prefix_lm`` the condition's tokens also see each other (the attention of a prefix LM), and
-    it is never predicted. With ``shift_captions``, a caption that a row draws from starts after
-    a random number of pads, anywhere its slot leaves room for it: position ids are learned, and
-    a model that only ever read class words where its training wordings put them does not read
-    them where a new wording does.
+    it is never predicted.
 
     The image tokenizer (a ``VQVAE``, frozen) is part of the model: ``image_tokenizer`` names
     its checkpoint when training starts, and its hyperparameters replace the path in this
@@ -84,7 +81,6 @@ class TextImageModel(GenerativeModule):
         sample_prompts: Sequence[str] | None = None,
         predict_condition: bool = True,
         prefix_lm: bool = False,
-        shift_captions: bool = True,
         compile: bool = False,
     ) -> None:
         super().__init__("text", None, class_names, sample_prompts)
@@ -143,9 +139,8 @@ class TextImageModel(GenerativeModule):
         self.image_tokenizer.eval()  # frozen: a learned codebook must not move in training mode
         return self
 
-    def text_segment(self, text: str, shift: int = 0) -> list[int]:
-        """``[begin_text, bytes..., end_text]`` after ``shift`` pads, padded to the caption
-        segment's length."""
+    def text_segment(self, text: str) -> list[int]:
+        """``[begin_text, bytes..., end_text]`` padded to the caption segment's length."""
         ids = self.vocab.text(text)
         budget = self.hparams.max_text_bytes
         if len(ids) - 2 > budget:
@@ -153,10 +148,7 @@ class TextImageModel(GenerativeModule):
                 f"the text {text!r} is {len(ids) - 2} bytes, more than model.max_text_bytes="
                 f"{budget}"
             )
-        if not 0 <= shift <= self.text_length - len(ids):
-            raise ValueError(f"a shift of {shift} puts the text {text!r} out of its segment")
-        pad = self.vocab.special["pad"]
-        return [pad] * shift + ids + [pad] * (self.text_length - len(ids) - shift)
+        return ids + [self.vocab.special["pad"]] * (self.text_length - len(ids))
 
     def image_prefixes(self, texts: Sequence[str]) -> torch.Tensor:
         """What an image is drawn after: each text's caption segment, then ``begin_image``."""
@@ -164,35 +156,16 @@ class TextImageModel(GenerativeModule):
         return torch.tensor([[*self.text_segment(t), begin] for t in texts], device=self.device)
 
     def rows(
-        self,
-        texts: Sequence[str],
-        codes: torch.Tensor,
-        image_first: torch.Tensor,
-        shifts: Sequence[int] | None = None,
+        self, texts: Sequence[str], codes: torch.Tensor, image_first: torch.Tensor
     ) -> torch.Tensor:
         """Training rows ``(B, text_length + image_length)`` of captions and images' codes
-        ``(B, tokens_per_image)``, each in the order ``image_first`` ``(B,)`` says, each
-        caption after its number of pads in ``shifts`` (default: none)."""
+        ``(B, tokens_per_image)``, each in the order ``image_first`` ``(B,)`` says."""
         images = self.vocab.image(codes)  # (B, image_length)
-        shifts = [0] * len(texts) if shifts is None else shifts
-        segments = [self.text_segment(t, s) for t, s in zip(texts, shifts, strict=True)]
-        captions = torch.tensor(segments, device=codes.device)
+        captions = torch.tensor([self.text_segment(t) for t in texts], device=codes.device)
         first = image_first.to(codes.device)[:, None]  # (B, 1)
         return torch.where(
             first, torch.cat([images, captions], dim=1), torch.cat([captions, images], dim=1)
         )
-
-    def caption_shifts(
-        self, texts: Sequence[str], image_first: torch.Tensor, generator: torch.Generator
-    ) -> list[int] | None:
-        """The leading pads of each training caption that is read (drawing rows), anywhere from
-        none to all its slot has room for; captions that are written (``image_first``) start
-        where captioning writes them. None (no shifts) without ``shift_captions``."""
-        if not self.hparams.shift_captions:
-            return None
-        room = torch.tensor([self.text_length - len(self.vocab.text(t)) for t in texts])
-        shifts = (torch.rand(len(texts), generator=generator) * (room + 1)).long()
-        return shifts.masked_fill(image_first.cpu(), 0).tolist()
 
     def _codes(self, images: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -232,8 +205,7 @@ class TextImageModel(GenerativeModule):
         texts = ["" if drop else text for text, drop in zip(batch["text"], dropped, strict=True)]
         # The datamodule's cached codes, where it has them (see setup).
         codes = batch["codes"].long() if "codes" in batch else self._codes(batch["image"])
-        shifts = self.caption_shifts(texts, image_first, generator)
-        rows = self.rows(texts, codes, image_first, shifts)
+        rows = self.rows(texts, codes, image_first)
         targets = rows[:, 1:].masked_fill(rows[:, 1:] == self.vocab.special["pad"], IGNORE)
         if self.hparams.prefix_lm or not self.hparams.predict_condition:
             first = self.first_segment(image_first).to(rows.device)
@@ -287,9 +259,9 @@ class TextImageModel(GenerativeModule):
     ) -> Samples:
         """Images for prompts: each prompt's caption segment, then image codes drawn one by one
         (no condition, or the empty prompt "", draws from the unconditional model). With
-        ``best_of`` k > 1, k images are drawn for each prompt and the one kept is the one the
-        model itself would most likely caption with the prompt. For images: their captions,
-        greedy unless a ``temperature`` is given."""
+        ``best_of`` k > 1, k images are drawn for each prompt, and kept is the one for which the
+        model finds the prompt the likeliest caption. For images: their captions, greedy unless
+        a ``temperature`` is given."""
         if condition is None:
             condition = Condition(texts=[""] * n)
         if condition.images is not None:
