@@ -76,10 +76,9 @@ def main() -> None:
     captions = caption_set(args.captions)
     classes = captions.num_classes
 
-    heldout = captions.prompts(heldout=True)
     print(f"{'wording':36} accuracy  per class 0..{classes - 1}")
-    for i, template in enumerate(captions.heldout_templates):
-        prompts = heldout[i * classes : (i + 1) * classes]  # the wording's prompt per class
+    for template in captions.heldout_templates:
+        prompts = [(captions.caption(template, c), c) for c in range(classes)]
         hits = correct(model, classifier, prompts, args.per_class, settings, args.seed).float()
         per_class = " ".join(f"{x:.2f}" for x in hits.mean(dim=1).tolist())
         print(f"{template!r:36} {hits.mean():7.1%}  {per_class}", flush=True)

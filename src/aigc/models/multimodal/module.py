@@ -307,7 +307,9 @@ class TextImageModel(GenerativeModule):
         if len(candidates) > 1:
             # The prompt's likelihood as each candidate's caption, log p(text | image): the
             # model's own reading of its drawings. Unprompted rows keep their first candidate.
-            nll = torch.stack([self.segment_nll(network, c, texts, True) for c in candidates])
+            nll = torch.stack(
+                [self.segment_nll(network, c, texts, image_first=True) for c in candidates]
+            )
             unprompted = torch.tensor([not t for t in texts], device=nll.device)
             best = nll.argmin(0).masked_fill(unprompted, 0)  # (n,)
         codes = candidates[best, torch.arange(n, device=best.device)]  # (n, tokens_per_image)
