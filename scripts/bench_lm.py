@@ -60,6 +60,7 @@ def plain_loop(args: argparse.Namespace, variant: Variant) -> float:
         hp.n_embd,
         hp.dropout,
         hp.bias,
+        hp.position_encoding,
     ).to(device)
     if variant.compile:
         model.compile()
@@ -103,6 +104,7 @@ def plain_text_image_loop(
         hp.n_embd,
         hp.dropout,
         hp.bias,
+        hp.position_encoding,
     ).to(device)
     if variant.compile:
         network.compile()

@@ -3,8 +3,9 @@ import math
 import pytest
 import torch
 
+from aigc.errors import ConfigError
 from aigc.models.transformer import GPT
-from aigc.models.transformer.network import sample_token
+from aigc.models.transformer.network import POSITION_ENCODINGS, sample_token
 
 VOCAB, BLOCK = 17, 16
 
@@ -19,9 +20,9 @@ def single_thread():
     torch.set_num_threads(threads)
 
 
-def tiny_gpt() -> GPT:
+def tiny_gpt(position_encoding: str = "learned") -> GPT:
     torch.manual_seed(0)
-    return GPT(VOCAB, BLOCK, n_layer=2, n_head=2, n_embd=32)
+    return GPT(VOCAB, BLOCK, n_layer=2, n_head=2, n_embd=32, position_encoding=position_encoding)
 
 
 def prompt(batch: int = 3, length: int = 4) -> torch.Tensor:
@@ -43,6 +44,27 @@ def test_parameter_count_matches_hand_computation(bias):
     expected = V * C + L * (2 * ln + attn + mlp) + ln
     assert model.num_parameters() == expected
     assert model.num_parameters(non_embedding=False) == expected + S * C
+    rotary = GPT(V, S, n_layer=L, n_head=4, n_embd=C, bias=bias, position_encoding="rotary")
+    assert rotary.num_parameters() == rotary.num_parameters(non_embedding=False) == expected
+
+
+def test_rotary_positions_matter_only_through_offsets():
+    idx = prompt(2, BLOCK // 2)
+    places = torch.arange(BLOCK // 2)
+    with torch.no_grad():
+        rotary = tiny_gpt("rotary").eval()
+        base = rotary.logits(idx, positions=places)
+        torch.testing.assert_close(rotary.logits(idx, positions=places + 5), base)
+        # a gap between the tokens is an offset, and does change what the model sees
+        gapped = torch.where(places < 3, places, places + 4)
+        assert not torch.allclose(rotary.logits(idx, positions=gapped)[:, 3:], base[:, 3:])
+        learned = tiny_gpt("learned").eval()
+        assert not torch.allclose(learned.logits(idx, positions=places + 5), learned.logits(idx))
+
+
+def test_unknown_position_encoding_is_a_config_error():
+    with pytest.raises(ConfigError, match="position_encoding 'alibi'"):
+        tiny_gpt("alibi")
 
 
 def test_forward_shapes_and_initial_loss():
@@ -62,8 +84,9 @@ def test_forward_rejects_sequences_longer_than_block_size():
         tiny_gpt()(prompt(1, BLOCK + 1))
 
 
-def test_future_tokens_do_not_change_earlier_logits():
-    model = tiny_gpt().eval()
+@pytest.mark.parametrize("position_encoding", POSITION_ENCODINGS)
+def test_future_tokens_do_not_change_earlier_logits(position_encoding):
+    model = tiny_gpt(position_encoding).eval()
     idx = prompt(2, BLOCK)
     changed = idx.clone()
     changed[:, 10] = (changed[:, 10] + 1) % VOCAB
@@ -74,8 +97,9 @@ def test_future_tokens_do_not_change_earlier_logits():
     assert not torch.allclose(before[:, 10:], after[:, 10:])
 
 
-def test_overfits_a_tiny_batch():
-    model = tiny_gpt()
+@pytest.mark.parametrize("position_encoding", POSITION_ENCODINGS)
+def test_overfits_a_tiny_batch(position_encoding):
+    model = tiny_gpt(position_encoding)
     idx = prompt(2, BLOCK + 1)
     x, y = idx[:, :-1], idx[:, 1:]
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -93,8 +117,9 @@ def test_overfits_a_tiny_batch():
     [{}, {"temperature": 0.0}, {"temperature": 0.7, "top_k": 5}, {"top_p": 0.9}],
     ids=["plain", "greedy", "top_k", "top_p"],
 )
-def test_cache_does_not_change_sampled_tokens(new_tokens, sampling):
-    model = tiny_gpt()
+@pytest.mark.parametrize("position_encoding", POSITION_ENCODINGS)
+def test_cache_does_not_change_sampled_tokens(new_tokens, sampling, position_encoding):
+    model = tiny_gpt(position_encoding)
     idx = prompt()
     cached = model.generate(idx, new_tokens, use_cache=True, generator=seeded(), **sampling)
     uncached = model.generate(idx, new_tokens, use_cache=False, generator=seeded(), **sampling)

@@ -50,8 +50,11 @@ def test_rows_put_each_segment_at_the_same_place_in_both_orders() -> None:
     assert torch.equal(vocab.read_image(rows[1]), codes[1])
 
 
-def test_decoding_draws_only_allowed_ids_and_the_cache_changes_nothing() -> None:
-    model = tiny_model().eval()
+@pytest.mark.parametrize("position_encoding", ["learned", "rotary"])
+def test_decoding_draws_only_allowed_ids_and_the_cache_changes_nothing(
+    position_encoding: str,
+) -> None:
+    model = tiny_model(position_encoding=position_encoding).eval()
     prefix, free = model.image_prefixes(PAIRS), model.image_prefixes(["", ""])
     allowed = model.allowed(model.vocab.image_ids)
     draws = [

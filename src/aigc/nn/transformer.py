@@ -1,5 +1,6 @@
-"""Transformer building blocks shared by every family: attention with a key/value cache, the MLP,
-pre-LayerNorm blocks (causal for generation, bidirectional for encoding) and their initialisation.
+"""Transformer building blocks shared by every family: attention with a key/value cache and
+optional rotary position embedding, the MLP, pre-LayerNorm blocks (causal for generation,
+bidirectional for encoding) and their initialisation.
 """
 
 from __future__ import annotations
@@ -36,6 +37,35 @@ class KVCache:
         return self.k[:, :, :end], self.v[:, :, :end]  # (B, nh, end, hs)
 
 
+class Rotary(nn.Module):
+    """Rotary position embedding (Su et al. 2021): each pair of a head's channels is turned by an
+    angle proportional to the token's position, at one frequency per pair, so that the score of a
+    rotated query and key depends on their positions only through the offset between them."""
+
+    def __init__(self, head_dim: int, base: float = 10_000.0) -> None:
+        super().__init__()
+        if head_dim % 2:
+            raise ValueError(f"rotary position embedding needs an even head size, got {head_dim}")
+        frequencies = base ** -(torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+        self.register_buffer("frequencies", frequencies, persistent=False)  # (hs/2,)
+
+    def forward(self, positions: Tensor) -> tuple[Tensor, Tensor]:
+        """cos and sin of the angles of ``positions`` ((T,) or (B, T)): each (1 or B, 1, T, hs/2),
+        to broadcast over heads."""
+        angles = positions.float()[..., None] * self.frequencies  # (..., T, hs/2)
+        if angles.dim() == 2:
+            angles = angles[None]
+        return angles.cos()[:, None], angles.sin()[:, None]
+
+
+def rotate(x: Tensor, angles: tuple[Tensor, Tensor]) -> Tensor:
+    """x (B, nh, T, hs) turned by ``angles`` (cos, sin from `Rotary`), its first half of channels
+    paired with its second."""
+    cos, sin = angles
+    x1, x2 = x.float().chunk(2, dim=-1)  # rotated in fp32: bf16 angles lose far positions
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).type_as(x)
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention: causal (each position sees those before it), or over all
     positions that a padding mask keeps."""
@@ -52,14 +82,21 @@ class SelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(dropout)
 
     def forward(
-        self, x: Tensor, cache: KVCache | None = None, pos: int = 0, mask: Tensor | None = None
+        self,
+        x: Tensor,
+        cache: KVCache | None = None,
+        pos: int = 0,
+        mask: Tensor | None = None,
+        angles: tuple[Tensor, Tensor] | None = None,
     ) -> Tensor:
-        """x (B, T, C) at positions pos, pos + 1, ...; mask (B, T), True where a token is real
-        (non-causal attention only), or (B, T, S): True where query t may see key s (in place of
-        the causal mask)."""
+        """x (B, T, C) at places pos, pos + 1, ... (in the cache); mask (B, T), True where a token
+        is real (non-causal attention only), or (B, T, S): True where query t may see key s (in
+        place of the causal mask); angles: the rotary embedding of x's positions, if any."""
         B, T, C = x.shape
         # (B, T, 3C) -> 3 x (B, nh, T, hs); views only, SDPA accepts the strided layout
         q, k, v = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
+        if angles is not None:  # keys are cached rotated: a rotation depends on its own position
+            q, k = rotate(q, angles), rotate(k, angles)
         if cache is not None:
             k, v = cache.update(k, v, pos)  # (B, nh, pos + T, hs)
         # Causal: either all queries start at position 0 (training, prefill) and the plain causal
@@ -105,9 +142,14 @@ class Block(nn.Module):
         self.mlp = MLP(n_embd, dropout, bias)
 
     def forward(
-        self, x: Tensor, cache: KVCache | None = None, pos: int = 0, mask: Tensor | None = None
+        self,
+        x: Tensor,
+        cache: KVCache | None = None,
+        pos: int = 0,
+        mask: Tensor | None = None,
+        angles: tuple[Tensor, Tensor] | None = None,
     ) -> Tensor:
-        x = x + self.attn(self.ln_1(x), cache, pos, mask)
+        x = x + self.attn(self.ln_1(x), cache, pos, mask, angles)
         return x + self.mlp(self.ln_2(x))
 
 

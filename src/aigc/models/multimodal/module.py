@@ -66,6 +66,7 @@ class TextImageModel(GenerativeModule):
         n_embd: int = 128,
         dropout: float = 0.0,
         bias: bool = False,
+        position_encoding: str = "learned",
         image_to_text_prob: float = 0.5,
         uncond_prob: float = 0.1,
         guidance_scale: float = 1.0,
@@ -125,6 +126,7 @@ class TextImageModel(GenerativeModule):
             n_embd,
             dropout,
             bias,
+            position_encoding,
         )
         self.init_ema(ema_decay)
         if compile:

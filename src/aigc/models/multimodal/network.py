@@ -21,9 +21,12 @@ class TextImageGPT(nn.Module):
         n_embd: int,
         dropout: float = 0.0,
         bias: bool = False,
+        position_encoding: str = "learned",
     ) -> None:
         super().__init__()
-        self.gpt = GPT(vocab_size, block_size, n_layer, n_head, n_embd, dropout, bias)
+        self.gpt = GPT(
+            vocab_size, block_size, n_layer, n_head, n_embd, dropout, bias, position_encoding
+        )
 
     def forward(
         self, idx: Tensor, positions: Tensor | None = None, mask: Tensor | None = None

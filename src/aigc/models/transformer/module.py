@@ -52,6 +52,7 @@ class LanguageModel(GenerativeModule):
         n_embd: int = 384,
         dropout: float = 0.0,
         bias: bool = False,
+        position_encoding: str = "learned",
         lr: float = 1e-3,
         min_lr: float = 1e-4,
         warmup_steps: int = 100,
@@ -83,7 +84,14 @@ class LanguageModel(GenerativeModule):
             except ConfigError as err:
                 raise ConfigError(f"model.sample_prompts: {err}") from None
         self.network = GPT(
-            self.tokenizer.vocab_size, block_size, n_layer, n_head, n_embd, dropout, bias
+            self.tokenizer.vocab_size,
+            block_size,
+            n_layer,
+            n_head,
+            n_embd,
+            dropout,
+            bias,
+            position_encoding,
         )
         self.init_ema(ema_decay)
         if compile:

@@ -1,8 +1,9 @@
 """A decoder-only GPT language model with key/value-cached sampling.
 
-Architecture: token + learned position embeddings, a stack of pre-LayerNorm blocks (causal
-multi-head self-attention, GELU MLP of 4x width; ``aigc.nn.transformer``), a final LayerNorm and
-an LM head that shares its weight with the token embedding.
+Architecture: token embeddings plus learned position embeddings (or rotary ones inside attention),
+a stack of pre-LayerNorm blocks (causal multi-head self-attention, GELU MLP of 4x width;
+``aigc.nn.transformer``), a final LayerNorm and an LM head that shares its weight with the token
+embedding.
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from aigc.nn.transformer import Block, KVCache, init_transformer_weights
+from aigc.errors import ConfigError
+from aigc.nn.transformer import Block, KVCache, Rotary, init_transformer_weights
+
+# How a GPT tells positions apart: "learned", an embedding per position added to the token's
+# (GPT-2), or "rotary", queries and keys turned by their positions' angles (RoPE), which makes
+# attention depend on offsets between tokens rather than on where they are.
+POSITION_ENCODINGS = ("learned", "rotary")
 
 
 class GPT(nn.Module):
@@ -27,11 +34,19 @@ class GPT(nn.Module):
         n_embd: int,
         dropout: float = 0.0,
         bias: bool = False,
+        position_encoding: str = "learned",
     ) -> None:
         super().__init__()
+        if position_encoding not in POSITION_ENCODINGS:
+            raise ConfigError(
+                f"unknown model.position_encoding {position_encoding!r}; "
+                f"choose one of {list(POSITION_ENCODINGS)}"
+            )
         self.block_size = block_size
         self.wte = nn.Embedding(vocab_size, n_embd)
-        self.wpe = nn.Embedding(block_size, n_embd)
+        learned = position_encoding == "learned"
+        self.wpe = nn.Embedding(block_size, n_embd) if learned else None
+        self.rotary = None if learned else Rotary(n_embd // n_head)
         self.drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(Block(n_embd, n_head, dropout, bias) for _ in range(n_layer))
         self.ln_f = nn.LayerNorm(n_embd, bias=bias)
@@ -45,7 +60,9 @@ class GPT(nn.Module):
         """Number of parameters; non_embedding leaves out the position embedding (the token
         embedding is counted, since it doubles as the LM head)."""
         n = sum(p.numel() for p in self.parameters())
-        return n - self.wpe.weight.numel() if non_embedding else n
+        if non_embedding and self.wpe is not None:
+            n -= self.wpe.weight.numel()
+        return n
 
     def forward(self, idx: Tensor, targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """idx, targets: (B, T) token ids. Returns logits (B, T, vocab) and the mean
@@ -87,9 +104,15 @@ class GPT(nn.Module):
             )
         if positions is None:
             positions = torch.arange(pos, pos + T, device=idx.device)  # (T,)
-        x = self.drop(self.wte(idx) + self.wpe(positions))  # (B, T, C)
+        x = self.wte(idx)  # (B, T, C)
+        angles = None
+        if self.wpe is not None:
+            x = x + self.wpe(positions)
+        else:
+            angles = self.rotary(positions)  # computed once, used by every block
+        x = self.drop(x)
         for block, cache in zip(self.blocks, caches or [None] * len(self.blocks), strict=True):
-            x = block(x, cache, pos, mask)
+            x = block(x, cache, pos, mask, angles)
         return self.ln_f(x)
 
     def generate(
@@ -145,9 +168,9 @@ class GPT(nn.Module):
                 next_id = sample_token(logits, temperature, top_k, top_p, generator)  # (B, 1)
             window = torch.cat([window, next_id], dim=1)
             if window.size(1) > self.block_size:
-                # The window slides by one token. Positions are learned and absolute, so every
-                # token now sits at a new position and all cached keys/values are stale: from
-                # here on each step recomputes the whole window.
+                # The window slides by one token. Positions count from the window's start, as in
+                # training, so every token now sits at a new position and all cached keys/values
+                # are stale: from here on each step recomputes the whole window.
                 window = window[:, 1:]
                 caches = None
             yield next_id
