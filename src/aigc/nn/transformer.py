@@ -62,7 +62,7 @@ def rotate(x: Tensor, angles: tuple[Tensor, Tensor]) -> Tensor:
     """x (B, nh, T, hs) turned by ``angles`` (cos, sin from `Rotary`), its first half of channels
     paired with its second."""
     cos, sin = angles
-    x1, x2 = x.float().chunk(2, dim=-1)  # rotated in fp32: bf16 angles lose far positions
+    x1, x2 = x.float().chunk(2, dim=-1)  # turned in fp32, the angles' dtype, then cast back
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).type_as(x)
 
 
