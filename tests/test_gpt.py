@@ -67,6 +67,11 @@ def test_unknown_position_encoding_is_a_config_error():
         tiny_gpt("alibi")
 
 
+def test_rotary_positions_with_an_odd_head_size_are_a_config_error():
+    with pytest.raises(ConfigError, match=r"even head size \(n_embd / n_head\), not 9"):
+        GPT(VOCAB, BLOCK, n_layer=1, n_head=4, n_embd=36, position_encoding="rotary")
+
+
 def test_forward_shapes_and_initial_loss():
     model = tiny_gpt()
     idx = prompt(4, BLOCK)

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aigc.errors import ConfigError
+
 
 class KVCache:
     """Keys and values of one attention layer for positions [0, block_size) of a batch.
@@ -44,8 +46,10 @@ class Rotary(nn.Module):
 
     def __init__(self, head_dim: int, base: float = 10_000.0) -> None:
         super().__init__()
-        if head_dim % 2:
-            raise ValueError(f"rotary position embedding needs an even head size, got {head_dim}")
+        if head_dim % 2:  # channels turn in pairs
+            raise ConfigError(
+                f"rotary positions need an even head size (n_embd / n_head), not {head_dim}"
+            )
         frequencies = base ** -(torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
         self.register_buffer("frequencies", frequencies, persistent=False)  # (hs/2,)
 
