@@ -168,6 +168,8 @@ def test_bad_input_is_one_line(tmp_path: Path, make_cfg) -> None:
         TextImageModel(VQVAE(**TOKENIZER).hparams, (1, 32, 32), sample_prompts=PAIRS)
     with pytest.raises(ConfigError, match="is 17 bytes"):  # a sample prompt: at once
         tiny_model(sample_prompts=["seventeen bytes!!"])
+    with pytest.raises(ConfigError, match=r"n_embd=32 must be a multiple of model\.n_head=3"):
+        tiny_model(n_head=3)
     data = tmp_path / "data"
     write_tiny_idx_dataset(data)
     classifier = tiny_classifier(make_cfg, data, tmp_path / "classifier")

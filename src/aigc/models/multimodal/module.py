@@ -75,6 +75,8 @@ class TextImageModel(GenerativeModule):
         best_of: int = 1,
         lr: float = 1e-3,
         warmup_steps: int = 100,
+        lr_decay_steps: int | None = None,
+        min_lr: float = 0.0,
         weight_decay: float = 0.1,
         betas: Sequence[float] = (0.9, 0.99),
         ema_decay: float | None = None,
@@ -85,10 +87,19 @@ class TextImageModel(GenerativeModule):
         compile: bool = False,
     ) -> None:
         super().__init__("text", None, class_names, sample_prompts)
-        check_positive("model", max_text_bytes=max_text_bytes, lr=lr, n_embd=n_embd)
+        check_positive(
+            "model",
+            max_text_bytes=max_text_bytes,
+            lr=lr,
+            n_layer=n_layer,
+            n_head=n_head,
+            n_embd=n_embd,
+        )
         for name, p in (("image_to_text_prob", image_to_text_prob), ("uncond_prob", uncond_prob)):
             if not 0.0 <= p <= 1.0:
                 raise ConfigError(f"model.{name}={p}; choose a value in [0, 1]")
+        if lr_decay_steps is not None:
+            check_positive("model", lr_decay_steps=lr_decay_steps)
         self.save_hyperparameters()
         self.image_tokenizer = _image_tokenizer(image_tokenizer)
         self.hparams["image_tokenizer"] = dict(self.image_tokenizer.hparams)
@@ -418,7 +429,7 @@ class TextImageModel(GenerativeModule):
             lr=hp.lr,
             betas=tuple(hp.betas),
         )
-        return warmup_schedule(optimizer, hp.warmup_steps)
+        return warmup_schedule(optimizer, hp.warmup_steps, hp.lr_decay_steps, hp.min_lr / hp.lr)
 
 
 def _image_tokenizer(source: str | dict[str, Any]) -> VQVAE:

@@ -74,8 +74,6 @@ class LanguageModel(GenerativeModule):
             lr=lr,
             lr_decay_steps=lr_decay_steps,
         )
-        if n_embd % n_head:
-            raise ConfigError(f"model.n_embd={n_embd} must be a multiple of model.n_head={n_head}")
         self.save_hyperparameters()
         self.tokenizer = tokenizer_from_state(tokenizer_state)
         for prompt in self.sample_prompts:  # an unknown character is an error now, not at step 200

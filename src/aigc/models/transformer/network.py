@@ -42,6 +42,8 @@ class GPT(nn.Module):
                 f"unknown model.position_encoding {position_encoding!r}; "
                 f"choose one of {list(POSITION_ENCODINGS)}"
             )
+        if n_embd % n_head:  # heads split the width
+            raise ConfigError(f"model.n_embd={n_embd} must be a multiple of model.n_head={n_head}")
         self.block_size = block_size
         self.wte = nn.Embedding(vocab_size, n_embd)
         learned = position_encoding == "learned"
