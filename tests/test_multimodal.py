@@ -242,7 +242,7 @@ def test_without_predict_condition_the_loss_is_the_second_segments() -> None:
     images = torch.rand(2, 1, 28, 28) * 2 - 1
     order = torch.tensor([False, False])  # image_to_text_prob=0: every row draws
     losses = {}
-    for predict_condition in (True, False):
+    for predict_condition in (True, False, "image"):
         model = tiny_model(
             image_to_text_prob=0.0, uncond_prob=0.0, predict_condition=predict_condition
         )
@@ -253,7 +253,22 @@ def test_without_predict_condition_the_loss_is_the_second_segments() -> None:
     image = slice(model.text_length - 1, None)  # the targets from begin_image on
     expected = F.cross_entropy(logits[:, image].flatten(0, 1), rows[:, 1:][:, image].flatten())
     torch.testing.assert_close(losses[False], expected)
+    torch.testing.assert_close(losses["image"], expected)  # a caption first is only read
     assert not torch.isclose(losses[True], expected)  # with the captions' bytes
+
+
+def test_predict_condition_image_predicts_an_image_that_comes_first() -> None:
+    batch = {"text": PAIRS, "image": torch.rand(2, 1, 28, 28) * 2 - 1}
+    losses = {}
+    for predict_condition in (True, False, "image"):
+        model = tiny_model(
+            image_to_text_prob=1.0, uncond_prob=0.0, predict_condition=predict_condition
+        )
+        losses[predict_condition] = model.loss(model.network, batch, torch.Generator())
+    torch.testing.assert_close(losses["image"], losses[True])  # every row captions
+    assert not torch.isclose(losses[False], losses[True])
+    with pytest.raises(ConfigError, match="predict_condition=text; choose true, false or image"):
+        tiny_model(predict_condition="text")
 
 
 def test_the_prefix_lm_reads_its_condition_whole() -> None:

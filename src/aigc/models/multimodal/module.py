@@ -43,8 +43,9 @@ class TextImageModel(GenerativeModule):
     With ``predict_condition`` false, only a row's second segment is predicted: the first one is
     the condition (a caption to draw, an image to caption), read and not modelled, so that every
     image the loss sees is drawn after its caption, or after the empty one for guidance. With
-    ``prefix_lm`` the condition's tokens also see each other (the attention of a prefix LM), and
-    it is never predicted.
+    ``"image"``, a first segment is predicted only when it is an image: images are learned in
+    both orders, captions only after their images. With ``prefix_lm`` the condition's tokens
+    also see each other (the attention of a prefix LM), and it is never predicted.
 
     The image tokenizer (a ``VQVAE``, frozen) is part of the model: ``image_tokenizer`` names
     its checkpoint when training starts, and its hyperparameters replace the path in this
@@ -82,7 +83,7 @@ class TextImageModel(GenerativeModule):
         ema_decay: float | None = None,
         class_names: Sequence[str] | None = None,
         sample_prompts: Sequence[str] | None = None,
-        predict_condition: bool = True,
+        predict_condition: bool | str = True,
         prefix_lm: bool = False,
         compile: bool = False,
     ) -> None:
@@ -100,6 +101,10 @@ class TextImageModel(GenerativeModule):
                 raise ConfigError(f"model.{name}={p}; choose a value in [0, 1]")
         if lr_decay_steps is not None:
             check_positive("model", lr_decay_steps=lr_decay_steps)
+        if predict_condition not in (True, False, "image"):
+            raise ConfigError(
+                f"model.predict_condition={predict_condition}; choose true, false or image"
+            )
         self.save_hyperparameters()
         self.image_tokenizer = _image_tokenizer(image_tokenizer)
         self.hparams["image_tokenizer"] = dict(self.image_tokenizer.hparams)
@@ -192,6 +197,15 @@ class TextImageModel(GenerativeModule):
         """The length ``(B,)`` of each row's first segment."""
         return torch.where(image_first, self.image_length, self.text_length)
 
+    def reads_first_segment(self, image_first: torch.Tensor) -> torch.Tensor:
+        """Whether each row's first segment ``(B,)`` is read only, left out of the loss."""
+        hp = self.hparams
+        if hp.prefix_lm or not hp.predict_condition:
+            return torch.ones_like(image_first)
+        if hp.predict_condition == "image":
+            return ~image_first  # a caption that comes first
+        return torch.zeros_like(image_first)
+
     def next_token_logits(
         self, network: nn.Module, rows: torch.Tensor, image_first: torch.Tensor
     ) -> torch.Tensor:
@@ -220,10 +234,12 @@ class TextImageModel(GenerativeModule):
         codes = batch["codes"].long() if "codes" in batch else self._codes(batch["image"])
         rows = self.rows(texts, codes, image_first)
         targets = rows[:, 1:].masked_fill(rows[:, 1:] == self.vocab.special["pad"], IGNORE)
-        if self.hparams.prefix_lm or not self.hparams.predict_condition:
+        read = self.reads_first_segment(image_first).to(rows.device)  # (B,)
+        if read.any():
             first = self.first_segment(image_first).to(rows.device)
             place = torch.arange(targets.size(1), device=rows.device)
-            targets = targets.masked_fill(place[None] < first[:, None] - 1, IGNORE)
+            in_first = place[None] < first[:, None] - 1  # (B, T): targets inside the first segment
+            targets = targets.masked_fill(in_first & read[:, None], IGNORE)
         logits = self.next_token_logits(network, rows, image_first)  # (B, T, vocab)
         return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE)
 
