@@ -50,6 +50,16 @@ def test_rows_put_each_segment_at_the_same_place_in_both_orders() -> None:
     assert torch.equal(vocab.read_image(rows[1]), codes[1])
 
 
+def test_learned_positions_name_slots_and_rotary_ones_a_rows_places() -> None:
+    order = torch.tensor([False, True])  # caption first, image first
+    places = torch.arange(18 + 51)
+    slots = torch.cat([places[18:], places[:18]])  # the image's slot, then the caption's
+    learned = tiny_model(position_encoding="learned").positions(order)
+    assert torch.equal(learned, torch.stack([places, slots]))
+    rotary = tiny_model(position_encoding="rotary").positions(order)
+    assert torch.equal(rotary, torch.stack([places, places]))
+
+
 @pytest.mark.parametrize("position_encoding", ["learned", "rotary"])
 def test_decoding_draws_only_allowed_ids_and_the_cache_changes_nothing(
     position_encoding: str,
@@ -128,12 +138,23 @@ def test_asked_for_nothing_it_draws_unconditional_images_and_its_grids_show_the_
 
 
 @pytest.mark.parametrize(
-    ("prefix_lm", "predict_condition"), [(False, True), (False, False), (True, False)]
+    ("prefix_lm", "predict_condition", "position_encoding"),
+    [
+        (False, True, "learned"),
+        (False, False, "learned"),
+        (True, False, "learned"),
+        (False, "image", "rotary"),
+    ],
 )
 def test_a_tiny_model_learns_two_pairs_in_both_directions(
-    prefix_lm: bool, predict_condition: bool
+    prefix_lm: bool, predict_condition: bool | str, position_encoding: str
 ) -> None:
-    model = tiny_model(uncond_prob=0.0, prefix_lm=prefix_lm, predict_condition=predict_condition)
+    model = tiny_model(
+        uncond_prob=0.0,
+        prefix_lm=prefix_lm,
+        predict_condition=predict_condition,
+        position_encoding=position_encoding,
+    )
     torch.manual_seed(1)
     images = torch.rand(2, 1, 28, 28) * 2 - 1
     batch = {"text": PAIRS, "image": images}

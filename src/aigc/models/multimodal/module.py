@@ -35,10 +35,12 @@ class TextImageModel(GenerativeModule):
     comes first (the model learns to caption), else the caption does (it learns to draw); a
     caption is replaced by the empty one with probability ``uncond_prob``, which gives the
     unconditional model that classifier-free guidance contrasts and that draws without a
-    prompt. A token's position id is its place in its segment's slot (the caption's slot first,
-    then the image's) whichever segment comes first, so that what the model learns of reading
-    a caption serves writing one, and of images likewise; and prompted and empty-prompted rows
-    have the same length, so guided sampling runs them as one batch.
+    prompt. With learned positions a token's position id is its place in its segment's slot
+    (the caption's slot first, then the image's) whichever segment comes first, so that what the
+    model learns of reading a caption serves writing one, and of images likewise; rotary
+    positions, which see only offsets, give that by themselves and use a row's own places.
+    Prompted and empty-prompted rows have the same length, so guided sampling runs them as one
+    batch.
 
     With ``predict_condition`` false, only a row's second segment is predicted: the first one is
     the condition (a caption to draw, an image to caption), read and not modelled, so that every
@@ -121,22 +123,19 @@ class TextImageModel(GenerativeModule):
         for prompt in self.sample_prompts:  # a prompt too long fails now, not at step 200
             self.text_segment(prompt)
         row_length = self.text_length + self.image_length
-        # Position ids name a token's place in its segment's slot, the same in both orders: the
-        # caption's slot first, then the image's, so that what the model learns of captions and
-        # of images serves both directions.
+        # Learned position ids name a token's place in its segment's slot, the same in both
+        # orders (the caption's slot first, then the image's), so that what the model learns of
+        # captions and of images serves both directions. Rotary positions see only the offsets
+        # between tokens, which are the same wherever a segment starts: their ids are a row's own
+        # places, so a caption looks back at its image as an image does at its caption.
+        places = torch.arange(row_length)
+        image_first = places.roll(-self.text_length) if position_encoding == "learned" else places
         self.register_buffer(
-            "slot_positions",
-            torch.stack(
-                [
-                    torch.arange(row_length),  # caption first
-                    torch.arange(row_length).roll(-self.text_length),  # image first
-                ]
-            ),
-            persistent=False,
-        )
+            "position_ids", torch.stack([places, image_first]), persistent=False
+        )  # (2, row_length): caption first, image first
         self.network = TextImageGPT(
             self.vocab.vocab_size,
-            row_length,  # the slots' position ids (a row's inputs are one fewer)
+            row_length,  # the position ids (a row's inputs are one fewer)
             n_layer,
             n_head,
             n_embd,
@@ -191,7 +190,7 @@ class TextImageModel(GenerativeModule):
 
     def positions(self, image_first: torch.Tensor) -> torch.Tensor:
         """The position ids ``(B, row_length)`` of rows in the orders ``image_first`` says."""
-        return self.slot_positions[image_first.long().to(self.slot_positions.device)]
+        return self.position_ids[image_first.long().to(self.position_ids.device)]
 
     def first_segment(self, image_first: torch.Tensor) -> torch.Tensor:
         """The length ``(B,)`` of each row's first segment."""
