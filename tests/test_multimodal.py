@@ -83,6 +83,26 @@ def test_decoding_draws_only_allowed_ids_and_the_cache_changes_nothing(
     assert all(i in model.vocab.image_ids for i in draws[0].flatten().tolist())
 
 
+def test_the_guidance_interval_guides_only_its_image_tokens() -> None:
+    model = tiny_model().eval()
+    prefix, free = model.image_prefixes(PAIRS), model.image_prefixes(["", ""])
+    allowed = model.allowed(model.vocab.image_ids)
+
+    def draw(scale: float, interval: tuple[int, int] | None) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(0)
+        return model.network.decode(
+            prefix, 49, allowed, generator=generator, guidance_scale=scale,
+            unconditional=free, guidance_interval=interval,
+        )  # fmt: skip
+
+    # A large scale, so that the tiny untrained model's guided draws differ from its unguided ones.
+    guided, unguided = draw(20.0, None), draw(1.0, None)
+    assert torch.equal(draw(20.0, (0, 48)), guided)
+    early, late = draw(20.0, (0, 9)), draw(20.0, (10, 48))
+    assert torch.equal(early[:, :10], guided[:, :10]) and not torch.equal(early, guided)
+    assert torch.equal(late[:, :10], unguided[:, :10]) and not torch.equal(late, unguided)
+
+
 def test_guidance_scale_1_is_the_conditional_model() -> None:
     model = tiny_model().eval()
     condition = Condition(texts=PAIRS)
@@ -181,8 +201,12 @@ def test_bad_input_is_one_line(tmp_path: Path, make_cfg) -> None:
         model.sample(1, condition=Condition(texts=["twenty bytes of text"]))
     with pytest.raises(ConfigError, match=r"an image of shape \(3, 28, 28\)"):
         model.caption(torch.zeros(1, 3, 28, 28))
-    with pytest.raises(ConfigError, match="guidance_scale and best_of are for drawing from"):
+    with pytest.raises(ConfigError, match="guidance_interval and best_of are for drawing from"):
         model.sample(1, condition=Condition(images=torch.zeros(1, 1, 28, 28)), guidance_scale=2.0)
+    with pytest.raises(ConfigError, match=r"guidance_interval=\[5, 2\]: give \[first, last\]"):
+        model.sample(1, condition=Condition(texts=PAIRS[:1]), guidance_interval=[5, 2])
+    with pytest.raises(ConfigError, match=r"guidance_interval=\[0\]: give"):
+        tiny_model(guidance_interval=[0])
     with pytest.raises(ConfigError, match="best_of=0: draw at least 1 image per prompt"):
         model.sample(1, condition=Condition(texts=PAIRS[:1]), best_of=0)
     with pytest.raises(ConfigError, match=r"the data's images are \(1, 32, 32\)"):

@@ -73,6 +73,7 @@ class TextImageModel(GenerativeModule):
         image_to_text_prob: float = 0.5,
         uncond_prob: float = 0.1,
         guidance_scale: float = 1.0,
+        guidance_interval: Sequence[int] | None = None,
         temperature: float = 1.0,
         top_k: int | None = None,
         best_of: int = 1,
@@ -118,6 +119,7 @@ class TextImageModel(GenerativeModule):
         self.vocab = JointVocabulary(
             self.image_tokenizer.vocab_size, self.image_tokenizer.tokens_per_image
         )
+        self._check_interval(guidance_interval)
         self.text_length = max_text_bytes + 2  # the caption segment, padded
         self.image_length = self.vocab.tokens_per_image + 2
         for prompt in self.sample_prompts:  # a prompt too long fails now, not at step 200
@@ -281,6 +283,7 @@ class TextImageModel(GenerativeModule):
         progress: Progress | None,
         *,
         guidance_scale: float | None = None,
+        guidance_interval: Sequence[int] | None = None,
         temperature: float | None = None,
         top_k: int | None = None,
         best_of: int | None = None,
@@ -293,15 +296,18 @@ class TextImageModel(GenerativeModule):
         if condition is None:
             condition = Condition(texts=[""] * n)
         if condition.images is not None:
-            if guidance_scale is not None or best_of is not None:
+            if guidance_scale is not None or guidance_interval is not None or best_of is not None:
                 raise ConfigError(
-                    "guidance_scale and best_of are for drawing from prompts, not for captions"
+                    "guidance_scale, guidance_interval and best_of are for drawing from prompts, "
+                    "not for captions"
                 )
             texts = self._caption(network, condition.images, generator, temperature or 0.0, top_k)
             return Samples(texts=texts)
         hp = self.hparams
         guidance_scale = hp.guidance_scale if guidance_scale is None else guidance_scale
         best_of = hp.best_of if best_of is None else best_of
+        self._check_interval(guidance_interval)
+        interval = hp.guidance_interval if guidance_interval is None else guidance_interval
         temperature, top_k = self._sampling(temperature, top_k)
         if not guidance_scale > 0:
             raise ConfigError(f"guidance_scale={guidance_scale}: must be greater than 0")
@@ -325,6 +331,7 @@ class TextImageModel(GenerativeModule):
                     derived_generator(generator, self.device),
                     guidance_scale,
                     unconditional,
+                    None if interval is None else tuple(interval),
                     bidirectional=bidirectional,
                 )
                 - self.vocab.image_offset
@@ -430,6 +437,14 @@ class TextImageModel(GenerativeModule):
         except ValueError as err:
             raise ConfigError(str(err)) from None
         return temperature, top_k
+
+    def _check_interval(self, interval: Sequence[int] | None) -> None:
+        last = self.vocab.tokens_per_image - 1
+        if interval is not None and not (len(interval) == 2 and 0 <= interval[0] <= interval[1]):
+            raise ConfigError(
+                f"guidance_interval={list(interval)}: give [first, last] image tokens, "
+                f"0 <= first <= last (an image's tokens are 0 to {last})"
+            )
 
     def allowed(self, ids: Sequence[int]) -> torch.Tensor:
         """The boolean mask ``(vocab,)`` of ``ids``, for ``TextImageGPT.decode``."""

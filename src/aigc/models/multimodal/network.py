@@ -45,6 +45,7 @@ class TextImageGPT(nn.Module):
         generator: torch.Generator | None = None,
         guidance_scale: float = 1.0,
         unconditional: Tensor | None = None,
+        guidance_interval: tuple[int, int] | None = None,
         stop_id: int | None = None,
         positions: Tensor | None = None,
         bidirectional: int = 0,
@@ -53,7 +54,9 @@ class TextImageGPT(nn.Module):
         """Up to ``steps`` tokens ``(B, steps)`` after each row of ``prefix`` ``(B, T)``, each
         drawn from the ids that the boolean ``allowed`` ``(vocab,)`` marks. With
         ``unconditional`` prefixes (as long as ``prefix``), the logits are those of classifier-free
-        guidance, ``u + guidance_scale * (c - u)``. Decoding stops early once every row has drawn
+        guidance, ``u + guidance_scale * (c - u)``, at the tokens ``guidance_interval``
+        ``(first, last)`` (default: all) names, and the conditional ones at the others. Decoding
+        stops early once every row has drawn
         ``stop_id``. ``positions`` ``(T + steps,)`` are the position ids of the prefix and the
         tokens drawn (default: their places); the first ``bidirectional`` tokens of the prefix see
         each other (a prefix LM's condition). ``use_cache`` changes only the speed."""
@@ -70,11 +73,13 @@ class TextImageGPT(nn.Module):
         logits = self.gpt.logits(rows, caches, positions=positions[:T], mask=mask(T))[:, -1]
         drawn: list[Tensor] = []
         finished = torch.zeros(len(prefix), dtype=torch.bool, device=prefix.device)  # (B,)
+        first, last = guidance_interval or (0, steps - 1)
         for step in range(steps):
             logits = logits.float()
             if unconditional is not None:
                 conditional, free = logits.chunk(2)
-                logits = free + guidance_scale * (conditional - free)
+                scale = guidance_scale if first <= step <= last else 1.0
+                logits = free + scale * (conditional - free)
             logits = logits.masked_fill(~allowed, float("-inf"))
             token = sample_token(logits, temperature, top_k, None, generator)  # (B, 1)
             drawn.append(token)
