@@ -235,12 +235,13 @@ class TextImageModel(GenerativeModule):
         codes = batch["codes"].long() if "codes" in batch else self._codes(batch["image"])
         rows = self.rows(texts, codes, image_first)
         targets = rows[:, 1:].masked_fill(rows[:, 1:] == self.vocab.special["pad"], IGNORE)
+        # Targets inside a first segment that is only read leave the loss; no branch on the mask,
+        # which would wait for the device every step.
         read = self.reads_first_segment(image_first).to(rows.device)  # (B,)
-        if read.any():
-            first = self.first_segment(image_first).to(rows.device)
-            place = torch.arange(targets.size(1), device=rows.device)
-            in_first = place[None] < first[:, None] - 1  # (B, T): targets inside the first segment
-            targets = targets.masked_fill(in_first & read[:, None], IGNORE)
+        first = self.first_segment(image_first).to(rows.device)
+        place = torch.arange(targets.size(1), device=rows.device)
+        in_first = place[None] < first[:, None] - 1  # (B, T)
+        targets = targets.masked_fill(in_first & read[:, None], IGNORE)
         logits = self.next_token_logits(network, rows, image_first)  # (B, T, vocab)
         return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE)
 
