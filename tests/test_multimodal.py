@@ -22,6 +22,7 @@ from aigc.errors import CheckpointError, ConfigError
 from aigc.evaluate import evaluate
 from aigc.generate import generate
 from aigc.models.multimodal import TextImageModel
+from aigc.models.multimodal.module import with_made_up_word
 from aigc.models.vqvae import VQVAE
 from aigc.nn.transformer import prefix_causal_mask
 from aigc.train import train
@@ -314,6 +315,40 @@ def test_predict_condition_image_predicts_an_image_that_comes_first() -> None:
     assert not torch.isclose(losses[False], losses[True])
     with pytest.raises(ConfigError, match="predict_condition=text; choose true, false or image"):
         tiny_model(predict_condition="text")
+
+
+def test_a_made_up_word_goes_between_a_prompts_words_and_fits_its_budget() -> None:
+    generator = torch.Generator().manual_seed(0)
+    for text in ("a handwritten seven", "die Ziffer acht auf Papier", "七"):
+        for _ in range(20):
+            words = with_made_up_word(text, 48, generator).split(" ")
+            new = [w for w in words if w not in text.split(" ")]
+            assert len(words) == len(text.split(" ")) + 1 and len(new) == 1
+            assert 3 <= len(new[0]) <= 8 and new[0].isascii() and new[0].islower()
+            assert [w for w in words if w != new[0]] == text.split(" ")
+    assert with_made_up_word("a seven", 10, generator) == "a seven"  # no room for 3 letters
+    assert len(with_made_up_word("a seven", 11, generator)) == 11  # just room for 3
+
+
+def test_distracted_prompts_are_read_not_modelled() -> None:
+    batch = {"text": PAIRS, "image": torch.rand(2, 1, 28, 28) * 2 - 1}
+
+    def loss(distract: bool, **kwargs) -> torch.Tensor:
+        model = tiny_model(uncond_prob=0.0, distractor_prob=1.0, max_text_bytes=32, **kwargs)
+        return model.loss(model.network, batch, torch.Generator().manual_seed(0), distract)
+
+    # Every row draws: its prompt gets a word, and then only the image is predicted.
+    drawing = dict(image_to_text_prob=0.0)
+    distracted = loss(True, **drawing)
+    torch.testing.assert_close(distracted, loss(True, predict_condition=False, **drawing))
+    assert not torch.isclose(distracted, loss(False, **drawing))
+    clean = loss(False, predict_condition=False, **drawing)
+    assert not torch.isclose(distracted, clean)  # the images are drawn after other prompts
+    # Captions that are written, not read, stay as they are.
+    captioning = dict(image_to_text_prob=1.0)
+    torch.testing.assert_close(loss(True, **captioning), loss(False, **captioning))
+    with pytest.raises(ConfigError, match=r"model.distractor_prob=2; choose a value in \[0, 1\]"):
+        tiny_model(distractor_prob=2)
 
 
 def test_the_prefix_lm_reads_its_condition_whole() -> None:

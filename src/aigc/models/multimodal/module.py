@@ -49,6 +49,11 @@ class TextImageModel(GenerativeModule):
     both orders, captions only after their images. With ``prefix_lm`` the condition's tokens
     also see each other (the attention of a prefix LM), and it is never predicted.
 
+    With probability ``distractor_prob`` a prompt (a caption that comes first, in training)
+    gets a made-up word of random letters between two of its words: the model learns to find
+    what a prompt asks for among words it has never seen, rather than to match whole wordings.
+    Such a prompt is read and not modelled, so that the captions the model writes stay clean.
+
     The image tokenizer (a ``VQVAE``, frozen) is part of the model: ``image_tokenizer`` names
     its checkpoint when training starts, and its hyperparameters replace the path in this
     model's own, so that checkpoints rebuild with no other file.
@@ -72,6 +77,7 @@ class TextImageModel(GenerativeModule):
         position_encoding: str = "learned",
         image_to_text_prob: float = 0.5,
         uncond_prob: float = 0.1,
+        distractor_prob: float = 0.0,
         guidance_scale: float = 1.0,
         guidance_interval: Sequence[int] | None = None,
         temperature: float = 1.0,
@@ -99,7 +105,11 @@ class TextImageModel(GenerativeModule):
             n_head=n_head,
             n_embd=n_embd,
         )
-        for name, p in (("image_to_text_prob", image_to_text_prob), ("uncond_prob", uncond_prob)):
+        for name, p in (
+            ("image_to_text_prob", image_to_text_prob),
+            ("uncond_prob", uncond_prob),
+            ("distractor_prob", distractor_prob),
+        ):
             if not 0.0 <= p <= 1.0:
                 raise ConfigError(f"model.{name}={p}; choose a value in [0, 1]")
         if lr_decay_steps is not None:
@@ -225,19 +235,33 @@ class TextImageModel(GenerativeModule):
             self.image_tokenizer.to(self.trainer.strategy.root_device)
             datamodule.tokenize_images(self.image_tokenizer)
 
-    def loss(self, network: nn.Module, batch: Batch, generator: torch.Generator) -> torch.Tensor:
-        """Cross-entropy of next-token prediction over rows in a random order per example."""
+    def loss(
+        self,
+        network: nn.Module,
+        batch: Batch,
+        generator: torch.Generator,
+        distract: bool = False,
+    ) -> torch.Tensor:
+        """Cross-entropy of next-token prediction over rows in a random order per example; with
+        ``distract`` (training), prompts get made-up words with probability distractor_prob."""
         n = len(batch["text"])
         image_first = torch.rand(n, generator=generator) < self.hparams.image_to_text_prob
         dropped = torch.rand(n, generator=generator) < self.hparams.uncond_prob
         texts = ["" if drop else text for text, drop in zip(batch["text"], dropped, strict=True)]
+        distracted = torch.zeros(n, dtype=torch.bool)
+        if distract and self.hparams.distractor_prob > 0:
+            prompts = ~image_first & torch.tensor([bool(text) for text in texts])
+            chosen = prompts & (torch.rand(n, generator=generator) < self.hparams.distractor_prob)
+            for i in chosen.nonzero()[:, 0].tolist():
+                text = with_made_up_word(texts[i], self.hparams.max_text_bytes, generator)
+                distracted[i], texts[i] = text != texts[i], text
         # The datamodule's cached codes, where it has them (see setup).
         codes = batch["codes"].long() if "codes" in batch else self._codes(batch["image"])
         rows = self.rows(texts, codes, image_first)
         targets = rows[:, 1:].masked_fill(rows[:, 1:] == self.vocab.special["pad"], IGNORE)
         # Targets inside a first segment that is only read leave the loss; no branch on the mask,
         # which would wait for the device every step.
-        read = self.reads_first_segment(image_first).to(rows.device)  # (B,)
+        read = (self.reads_first_segment(image_first) | distracted).to(rows.device)  # (B,)
         first = self.first_segment(image_first).to(rows.device)
         place = torch.arange(targets.size(1), device=rows.device)
         in_first = place[None] < first[:, None] - 1  # (B, T)
@@ -246,7 +270,7 @@ class TextImageModel(GenerativeModule):
         return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        loss = self.loss(self.network, batch, self.training_rng)
+        loss = self.loss(self.network, batch, self.training_rng, distract=True)
         if logs_this_step(self.trainer):
             self.log("train/loss", loss, prog_bar=True, sync_dist=True)
         return loss
@@ -461,6 +485,20 @@ class TextImageModel(GenerativeModule):
             betas=tuple(hp.betas),
         )
         return warmup_schedule(optimizer, hp.warmup_steps, hp.lr_decay_steps, hp.min_lr / hp.lr)
+
+
+def with_made_up_word(text: str, max_bytes: int, generator: torch.Generator) -> str:
+    """``text`` with a word of 3 to 8 random lowercase letters put before, between or after its
+    words, cut to fit ``max_bytes``; ``text`` itself where fewer than 3 letters fit."""
+    room = max_bytes - len(text.encode("utf-8")) - 1  # the word and a space
+    length = min(int(torch.randint(3, 9, (1,), generator=generator)), room)
+    if length < 3:
+        return text
+    letters = torch.randint(26, (length,), generator=generator).tolist()
+    word = "".join(chr(ord("a") + i) for i in letters)
+    words = text.split(" ")
+    at = int(torch.randint(len(words) + 1, (1,), generator=generator))
+    return " ".join([*words[:at], word, *words[at:]])
 
 
 def _image_tokenizer(source: str | dict[str, Any]) -> VQVAE:
