@@ -22,6 +22,7 @@ from aigc.errors import CheckpointError, ConfigError
 from aigc.evaluate import evaluate
 from aigc.generate import generate
 from aigc.models.multimodal import TextImageModel
+from aigc.models.multimodal import module as multimodal_module
 from aigc.models.multimodal.module import with_made_up_word
 from aigc.models.vqvae import VQVAE
 from aigc.nn.transformer import prefix_causal_mask
@@ -321,30 +322,39 @@ def test_a_made_up_word_goes_between_a_prompts_words_and_fits_its_budget() -> No
     generator = torch.Generator().manual_seed(0)
     for text in ("a handwritten seven", "die Ziffer acht auf Papier", "七"):
         for _ in range(20):
-            words = with_made_up_word(text, 48, generator).split(" ")
-            new = [w for w in words if w not in text.split(" ")]
-            assert len(words) == len(text.split(" ")) + 1 and len(new) == 1
-            assert 3 <= len(new[0]) <= 8 and new[0].isascii() and new[0].islower()
-            assert [w for w in words if w != new[0]] == text.split(" ")
-    assert with_made_up_word("a seven", 10, generator) == "a seven"  # no room for 3 letters
-    assert len(with_made_up_word("a seven", 11, generator)) == 11  # just room for 3
+            distracted, span = with_made_up_word(text, 48, generator)
+            raw = distracted.encode()
+            word = raw[span].decode().strip()  # the word and the space that joins it
+            assert raw[span].decode() in (word + " ", " " + word)
+            assert 3 <= len(word) <= 8 and word.isascii() and word.islower()
+            assert (raw[: span.start] + raw[span.stop :]).decode() == text
+    assert with_made_up_word("a seven", 10, generator) == ("a seven", slice(0, 0))  # no room
+    assert len(with_made_up_word("a seven", 11, generator)[0]) == 11  # just room for 3 letters
 
 
-def test_distracted_prompts_are_read_not_modelled() -> None:
+def test_a_made_up_word_is_read_and_never_predicted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        multimodal_module, "with_made_up_word", lambda text, *_: ("zzz " + text, slice(0, 4))
+    )
     batch = {"text": PAIRS, "image": torch.rand(2, 1, 28, 28) * 2 - 1}
 
     def loss(distract: bool, **kwargs) -> torch.Tensor:
         model = tiny_model(uncond_prob=0.0, distractor_prob=1.0, max_text_bytes=32, **kwargs)
-        return model.loss(model.network, batch, torch.Generator().manual_seed(0), distract)
+        return model.loss(model.network, batch, torch.Generator(), distract)
 
-    # Every row draws: its prompt gets a word, and then only the image is predicted.
-    drawing = dict(image_to_text_prob=0.0)
-    distracted = loss(True, **drawing)
-    torch.testing.assert_close(distracted, loss(True, predict_condition=False, **drawing))
-    assert not torch.isclose(distracted, loss(False, **drawing))
-    clean = loss(False, predict_condition=False, **drawing)
-    assert not torch.isclose(distracted, clean)  # the images are drawn after other prompts
-    # Captions that are written, not read, stay as they are.
+    # Every row draws: its prompt gets the word, whose bytes leave the targets.
+    model = tiny_model(max_text_bytes=32)
+    order = torch.tensor([False, False])
+    codes = model.image_tokenizer.encode(batch["image"])
+    rows = model.rows(["zzz " + text for text in PAIRS], codes, order)
+    targets = rows[:, 1:].clone()
+    targets[:, :4] = -100  # "zzz "
+    targets[targets == model.vocab.special["pad"]] = -100
+    logits = model.next_token_logits(model.network, rows, order)
+    expected = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+    torch.testing.assert_close(loss(True, image_to_text_prob=0.0), expected)
+    # Validation's prompts, and captions that are written rather than read, get no word.
+    assert not torch.isclose(loss(False, image_to_text_prob=0.0), expected)
     captioning = dict(image_to_text_prob=1.0)
     torch.testing.assert_close(loss(True, **captioning), loss(False, **captioning))
     with pytest.raises(ConfigError, match=r"model.distractor_prob=2; choose a value in \[0, 1\]"):

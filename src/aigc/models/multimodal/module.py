@@ -52,7 +52,8 @@ class TextImageModel(GenerativeModule):
     With probability ``distractor_prob`` a prompt (a caption that comes first, in training)
     gets a made-up word of random letters between two of its words: the model learns to find
     what a prompt asks for among words it has never seen, rather than to match whole wordings.
-    Such a prompt is read and not modelled, so that the captions the model writes stay clean.
+    The word's letters (and the space that joins it) are read and never predicted, so that the
+    captions the model writes have no made-up words; the rest of the prompt is modelled as any.
 
     The image tokenizer (a ``VQVAE``, frozen) is part of the model: ``image_tokenizer`` names
     its checkpoint when training starts, and its hyperparameters replace the path in this
@@ -248,20 +249,22 @@ class TextImageModel(GenerativeModule):
         image_first = torch.rand(n, generator=generator) < self.hparams.image_to_text_prob
         dropped = torch.rand(n, generator=generator) < self.hparams.uncond_prob
         texts = ["" if drop else text for text, drop in zip(batch["text"], dropped, strict=True)]
-        distracted = torch.zeros(n, dtype=torch.bool)
+        # Target k of a row whose caption comes first is the caption's byte k.
+        made_up = torch.zeros(n, self.text_length, dtype=torch.bool)  # (B, text_length)
         if distract and self.hparams.distractor_prob > 0:
             prompts = ~image_first & torch.tensor([bool(text) for text in texts])
             chosen = prompts & (torch.rand(n, generator=generator) < self.hparams.distractor_prob)
             for i in chosen.nonzero()[:, 0].tolist():
-                text = with_made_up_word(texts[i], self.hparams.max_text_bytes, generator)
-                distracted[i], texts[i] = text != texts[i], text
+                texts[i], span = with_made_up_word(texts[i], self.hparams.max_text_bytes, generator)
+                made_up[i, span] = True
         # The datamodule's cached codes, where it has them (see setup).
         codes = batch["codes"].long() if "codes" in batch else self._codes(batch["image"])
         rows = self.rows(texts, codes, image_first)
         targets = rows[:, 1:].masked_fill(rows[:, 1:] == self.vocab.special["pad"], IGNORE)
+        targets[:, : self.text_length].masked_fill_(made_up.to(rows.device), IGNORE)
         # Targets inside a first segment that is only read leave the loss; no branch on the mask,
         # which would wait for the device every step.
-        read = (self.reads_first_segment(image_first) | distracted).to(rows.device)  # (B,)
+        read = self.reads_first_segment(image_first).to(rows.device)  # (B,)
         first = self.first_segment(image_first).to(rows.device)
         place = torch.arange(targets.size(1), device=rows.device)
         in_first = place[None] < first[:, None] - 1  # (B, T)
@@ -487,18 +490,22 @@ class TextImageModel(GenerativeModule):
         return warmup_schedule(optimizer, hp.warmup_steps, hp.lr_decay_steps, hp.min_lr / hp.lr)
 
 
-def with_made_up_word(text: str, max_bytes: int, generator: torch.Generator) -> str:
+def with_made_up_word(text: str, max_bytes: int, generator: torch.Generator) -> tuple[str, slice]:
     """``text`` with a word of 3 to 8 random lowercase letters put before, between or after its
-    words, cut to fit ``max_bytes``; ``text`` itself where fewer than 3 letters fit."""
+    words, cut to fit ``max_bytes``, and the bytes of the word and the space that joins it; or
+    ``text`` itself and no bytes, where fewer than 3 letters fit."""
     room = max_bytes - len(text.encode("utf-8")) - 1  # the word and a space
     length = min(int(torch.randint(3, 9, (1,), generator=generator)), room)
     if length < 3:
-        return text
+        return text, slice(0, 0)
     letters = torch.randint(26, (length,), generator=generator).tolist()
     word = "".join(chr(ord("a") + i) for i in letters)
     words = text.split(" ")
     at = int(torch.randint(len(words) + 1, (1,), generator=generator))
-    return " ".join([*words[:at], word, *words[at:]])
+    start = len(" ".join(words[:at]).encode("utf-8")) + (at > 0)  # the word's first byte
+    # The space after the word, or before it when it ends the text.
+    span = slice(start, start + length + 1) if at < len(words) else slice(start - 1, start + length)
+    return " ".join([*words[:at], word, *words[at:]]), span
 
 
 def _image_tokenizer(source: str | dict[str, Any]) -> VQVAE:
