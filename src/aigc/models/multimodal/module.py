@@ -249,9 +249,9 @@ class TextImageModel(GenerativeModule):
         image_first = torch.rand(n, generator=generator) < self.hparams.image_to_text_prob
         dropped = torch.rand(n, generator=generator) < self.hparams.uncond_prob
         texts = ["" if drop else text for text, drop in zip(batch["text"], dropped, strict=True)]
-        # Target k of a row whose caption comes first is the caption's byte k.
-        made_up = torch.zeros(n, self.text_length, dtype=torch.bool)  # (B, text_length)
+        made_up = None  # (B, text_length): target k of a row whose caption comes first is byte k
         if distract and self.hparams.distractor_prob > 0:
+            made_up = torch.zeros(n, self.text_length, dtype=torch.bool)
             prompts = ~image_first & torch.tensor([bool(text) for text in texts])
             chosen = prompts & (torch.rand(n, generator=generator) < self.hparams.distractor_prob)
             for i in chosen.nonzero()[:, 0].tolist():
@@ -261,7 +261,8 @@ class TextImageModel(GenerativeModule):
         codes = batch["codes"].long() if "codes" in batch else self._codes(batch["image"])
         rows = self.rows(texts, codes, image_first)
         targets = rows[:, 1:].masked_fill(rows[:, 1:] == self.vocab.special["pad"], IGNORE)
-        targets[:, : self.text_length].masked_fill_(made_up.to(rows.device), IGNORE)
+        if made_up is not None:  # the made-up words' letters are read, never predicted
+            targets[:, : self.text_length].masked_fill_(made_up.to(rows.device), IGNORE)
         # Targets inside a first segment that is only read leave the loss; no branch on the mask,
         # which would wait for the device every step.
         read = self.reads_first_segment(image_first).to(rows.device)  # (B,)
