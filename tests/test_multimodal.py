@@ -338,9 +338,9 @@ def test_a_made_up_word_is_read_and_never_predicted(monkeypatch: pytest.MonkeyPa
     )
     batch = {"text": PAIRS, "image": torch.rand(2, 1, 28, 28) * 2 - 1}
 
-    def loss(distract: bool, **kwargs) -> torch.Tensor:
+    def loss(training: bool, **kwargs) -> torch.Tensor:
         model = tiny_model(uncond_prob=0.0, distractor_prob=1.0, max_text_bytes=32, **kwargs)
-        return model.loss(model.network, batch, torch.Generator(), distract)
+        return model.loss(model.network, batch, torch.Generator(), training)
 
     # Every row draws: its prompt gets the word, whose bytes leave the targets.
     model = tiny_model(max_text_bytes=32)
@@ -359,6 +359,25 @@ def test_a_made_up_word_is_read_and_never_predicted(monkeypatch: pytest.MonkeyPa
     torch.testing.assert_close(loss(True, **captioning), loss(False, **captioning))
     with pytest.raises(ConfigError, match=r"model.distractor_prob=2; choose a value in \[0, 1\]"):
         tiny_model(distractor_prob=2)
+
+
+def test_captions_after_their_images_weigh_caption_loss_weight_in_training() -> None:
+    batch = {"text": PAIRS, "image": torch.rand(2, 1, 28, 28) * 2 - 1}
+    model = tiny_model(uncond_prob=0.0, image_to_text_prob=1.0, caption_loss_weight=3.0)
+    order = torch.tensor([True, True])  # every row captions
+    rows = model.rows(PAIRS, model.image_tokenizer.encode(batch["image"]), order)
+    targets = rows[:, 1:].masked_fill(rows[:, 1:] == model.vocab.special["pad"], -100)
+    logits = model.next_token_logits(model.network, rows, order)
+    losses = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")  # (B, T)
+    weights = (targets != -100).float()
+    weights[:, model.image_length - 1 :] *= 3.0  # from the caption's begin_text on
+    expected = (losses * weights).sum() / weights.sum()
+    torch.testing.assert_close(model.loss(model.network, batch, torch.Generator(), True), expected)
+    # Validation's loss stays the plain mean over tokens, whatever the weight.
+    plain = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=-100)
+    torch.testing.assert_close(model.loss(model.network, batch, torch.Generator()), plain)
+    with pytest.raises(ConfigError, match=r"model.caption_loss_weight=0: must be greater than 0"):
+        tiny_model(caption_loss_weight=0)
 
 
 def test_the_prefix_lm_reads_its_condition_whole() -> None:
