@@ -276,7 +276,8 @@ class TextImageModel(GenerativeModule):
         in_first = place[None] < first[:, None] - 1  # (B, T)
         targets = targets.masked_fill(in_first & read[:, None], IGNORE)
         weights = (targets != IGNORE).float()  # (B, T)
-        if training:  # a caption's one informative byte is a small share of its row's loss
+        # A caption's one informative byte is a small share of its row's loss.
+        if training and self.hparams.caption_loss_weight != 1:
             captioning = (image_first.to(rows.device)[:, None] & ~in_first).float()
             weights *= 1 + (self.hparams.caption_loss_weight - 1) * captioning
         logits = self.next_token_logits(network, rows, image_first)  # (B, T, vocab)
