@@ -15,6 +15,7 @@ measured matmul peak in the same precision (MFU).
 """
 
 import argparse
+import itertools
 import tempfile
 import time
 
@@ -142,6 +143,16 @@ def plain_text_image_loop(
     return clock.seconds()
 
 
+def text_image_row(datamodule, model: TextImageModel, args: argparse.Namespace) -> float:
+    """The tokens a text + image row feeds in the timed steps, on average: all but its last, its
+    caption segment cut to its batch's longest caption (one that guidance drops cuts a few more,
+    which this leaves out)."""
+    datamodule.setup("fit")
+    batches = itertools.islice(datamodule.train_dataloader(), args.warmup, args.steps)
+    lengths = [model.caption_length(batch["text"]) for batch in batches]
+    return sum(lengths) / len(lengths) + model.image_length - 1
+
+
 def matmul_peak(dtype: torch.dtype, device: str, size: int = 4096, repeats: int = 20) -> float:
     """FLOP/s of a square matmul on this device (the best of a few timings)."""
     size = size if device == "cuda" else 1024
@@ -180,8 +191,7 @@ def main() -> None:
         datamodule, lm, _ = build_run(overrides(args, variants(args)[0]), output_dir)
     gpt = lm.network.gpt if isinstance(lm, TextImageModel) else lm.network
     hp, block_size, batch_size = lm.hparams, gpt.block_size, datamodule.hparams.batch_size
-    # A text + image row feeds all but its last token; its block holds one position id more.
-    row = block_size - 1 if isinstance(lm, TextImageModel) else block_size
+    row = text_image_row(datamodule, lm, args) if isinstance(lm, TextImageModel) else block_size
     tokens = (args.steps - args.warmup) * batch_size * row
     print(
         f"GPT {hp.n_layer} layers x {hp.n_embd}, block {block_size}, batch {batch_size}, "

@@ -51,6 +51,7 @@ TINY = {
         "model.image_tokenizer={tokenizer}",
         "data=mnist_captions",
         "data.batch_size=16",
+        "data.group_by_length=true",  # as the recipe: resumes replay its batches too
         "model.dropout=0.1",
         "model.ema_decay=0.9",
         # Steps large enough that the average's logits draw other codes than the raw weights'.

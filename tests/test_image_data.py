@@ -9,6 +9,7 @@ from aigc.data import TorchvisionImageDataModule
 from aigc.data.image_codes import image_codes
 from aigc.data.image_files import read_idx
 from aigc.data.pixels import to_signed_unit_range
+from aigc.data.samplers import EpochSeededLengthGroupedSampler
 from aigc.errors import DatasetError
 from aigc.models.vqvae import VQVAE
 
@@ -178,3 +179,35 @@ def test_the_datamodule_serves_codes_once_asked(tmp_path: Path) -> None:
     assert set(batch) == {"image", "label", "text", "codes"}
     torch.testing.assert_close(batch["codes"].long(), tokenizer.encode(batch["image"]))
     assert len(list((tmp_path / "cache").glob("image-codes-*.pt"))) == 3  # train, val, test
+
+
+def test_length_grouped_batches_hold_captions_of_about_one_length(tiny_mnist: Path) -> None:
+    from aigc.errors import ConfigError
+
+    def spread(lengths: list[int], order: list[int], batch_size: int) -> float:
+        """The mean difference of the longest and shortest item of a batch."""
+        batches = torch.tensor(lengths)[order].view(-1, batch_size)
+        return float((batches.max(1).values - batches.min(1).values).float().mean())
+
+    lengths = torch.randint(0, 40, (1000,), generator=torch.Generator().manual_seed(0)).tolist()
+    sampler = EpochSeededLengthGroupedSampler(lengths, batch_size=10, seed=1, pool=5)
+    order = list(sampler)
+    assert len(order) == len(sampler) == 1000 and sorted(order) == list(range(1000))
+    # A pool of 5 batches spans the 40 lengths, so each batch spans about 8 (random ones: 32).
+    assert spread(lengths, order, 10) < 10 < 25 < spread(lengths, list(range(1000)), 10)
+    assert order == list(sampler)  # seeded: the same order again
+    sampler.set_epoch(1)
+    assert order != list(sampler)
+    assert len(EpochSeededLengthGroupedSampler(lengths[:995], 10, seed=1)) == 990  # whole batches
+
+    # The datamodule's training batches, with data.group_by_length and without.
+    def caption_spread(group_by_length: bool) -> float:
+        dm = make_datamodule(tiny_mnist, captions="digits", group_by_length=group_by_length)
+        batches = list(dm.train_dataloader())
+        assert len(batches) == len(dm.train_set) // 16
+        lengths = [len(text.encode()) for batch in batches for text in batch["text"]]
+        return spread(lengths, list(range(len(lengths))), 16)
+
+    assert caption_spread(True) < caption_spread(False) / 2
+    with pytest.raises(ConfigError, match=r"data.group_by_length=true batches captions of"):
+        make_datamodule(tiny_mnist, group_by_length=True).train_dataloader()

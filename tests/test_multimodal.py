@@ -25,7 +25,7 @@ from aigc.models.multimodal import TextImageModel
 from aigc.models.multimodal import module as multimodal_module
 from aigc.models.multimodal.module import with_made_up_word
 from aigc.models.vqvae import VQVAE
-from aigc.nn.transformer import prefix_causal_mask
+from aigc.nn.transformer import causal_mask
 from aigc.train import train
 
 TOKENIZER = dict(image_shape=(1, 28, 28), widths=(8, 8, 8), norm_groups=4, levels=(4, 3))
@@ -44,8 +44,10 @@ def test_rows_put_each_segment_at_the_same_place_in_both_orders() -> None:
     codes = model.image_tokenizer.encode(images)
     rows = model.rows(PAIRS, codes, torch.tensor([False, True]))
     special, vocab = model.vocab.special, model.vocab
-    assert rows.shape == (2, 18 + 51)  # caption segment (16 bytes + 2), image segment (49 + 2)
-    assert rows[0, 0] == special["begin_text"] and rows[0, 18] == special["begin_image"]
+    # The caption segment is cut to the longest caption (13 bytes + 2); the image's is 49 + 2.
+    assert rows.shape == (2, 15 + 51)
+    assert rows[0, 0] == special["begin_text"] and rows[0, 15] == special["begin_image"]
+    assert rows[0, 7:15].eq(special["pad"]).all() and rows[1, 51:].ne(special["pad"]).all()
     assert rows[1, 0] == special["begin_image"] and rows[1, 51] == special["begin_text"]
     assert vocab.read_text(rows[0]) == PAIRS[0] and vocab.read_text(rows[1]) == PAIRS[1]
     assert torch.equal(vocab.read_image(rows[0]), codes[0])
@@ -60,6 +62,41 @@ def test_learned_positions_name_slots_and_rotary_ones_a_rows_places() -> None:
     assert torch.equal(learned, torch.stack([places, slots]))
     rotary = tiny_model(position_encoding="rotary").positions(order)
     assert torch.equal(rotary, torch.stack([places, places]))
+    # Caption segments cut to 7 tokens keep their tokens' ids.
+    cut = torch.cat([places[:7], places[18:]])
+    learned = tiny_model(position_encoding="learned").positions(order, 7)
+    assert torch.equal(learned, torch.stack([cut, torch.cat([places[18:], places[:7]])]))
+    rotary = tiny_model(position_encoding="rotary").positions(order, 7)
+    assert torch.equal(rotary, torch.stack([cut, places[: 51 + 7]]))
+
+
+@pytest.mark.parametrize(
+    ("prefix_lm", "position_encoding"), [(False, "learned"), (True, "learned"), (False, "rotary")]
+)
+def test_no_token_sees_padding(
+    prefix_lm: bool, position_encoding: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = tiny_model(prefix_lm=prefix_lm, position_encoding=position_encoding).eval()
+    codes = model.image_tokenizer.encode(torch.rand(4, 1, 28, 28) * 2 - 1)
+    order = torch.tensor([False, True, False, True])
+    texts = [*PAIRS, *PAIRS[::-1]]
+    cut = model.rows(texts, codes, order)  # caption segments of 15 tokens
+    monkeypatch.setattr(model, "caption_length", lambda texts: model.text_length)
+    whole = model.rows(texts, codes, order)  # of 18
+    logits = [model.next_token_logits(model.network, rows, order) for rows in (cut, whole)]
+    pad = model.vocab.special["pad"]
+    assert cut.eq(pad).any()
+    for i in range(len(texts)):  # the logits of each row's real tokens (whole rows have more)
+        kept = [rows[i, :-1] != pad for rows in (cut, whole)]
+        expected = logits[1][i][kept[1]][: int(kept[0].sum())]
+        torch.testing.assert_close(logits[0][i][kept[0]], expected)
+
+    # In drawing too: an image drawn for a prompt is the same in a batch with a longer prompt.
+    monkeypatch.undo()
+    prompt = [PAIRS[0]]
+    alone = model.sample(1, condition=Condition(texts=prompt), temperature=0.0, guidance_scale=3)
+    batch = model.sample(2, condition=Condition(texts=PAIRS), temperature=0.0, guidance_scale=3)
+    torch.testing.assert_close(alone.images[0], batch.images[0])
 
 
 @pytest.mark.parametrize("position_encoding", ["learned", "rotary"])
@@ -67,7 +104,7 @@ def test_decoding_draws_only_allowed_ids_and_the_cache_changes_nothing(
     position_encoding: str,
 ) -> None:
     model = tiny_model(position_encoding=position_encoding).eval()
-    prefix, free = model.image_prefixes(PAIRS), model.image_prefixes(["", ""])
+    prefix, free = model.image_prefixes(PAIRS), model.image_prefixes(["", ""], 15)  # padded
     allowed = model.allowed(model.vocab.image_ids)
     draws = [
         model.network.decode(
@@ -78,6 +115,8 @@ def test_decoding_draws_only_allowed_ids_and_the_cache_changes_nothing(
             use_cache=cached,
             guidance_scale=3.0,
             unconditional=free,
+            positions=model.positions(torch.tensor([False]), 15)[0],
+            pad_id=model.vocab.special["pad"],
         )
         for cached in (True, False)
     ]
@@ -87,7 +126,7 @@ def test_decoding_draws_only_allowed_ids_and_the_cache_changes_nothing(
 
 def test_the_guidance_interval_guides_only_its_image_tokens() -> None:
     model = tiny_model().eval()
-    prefix, free = model.image_prefixes(PAIRS), model.image_prefixes(["", ""])
+    prefix, free = model.image_prefixes(PAIRS), model.image_prefixes(["", ""], 15)
     allowed = model.allowed(model.vocab.image_ids)
 
     def draw(scale: float, interval: tuple[int, int] | None) -> torch.Tensor:
@@ -114,7 +153,7 @@ def test_guidance_scale_1_is_the_conditional_model() -> None:
         return model.sample(2, condition=condition, generator=generator, **settings).images
 
     torch.testing.assert_close(draw(), draw(guidance_scale=1.0), rtol=0, atol=0)
-    assert not torch.equal(draw(), draw(guidance_scale=4.0))
+    assert not torch.equal(draw(), draw(guidance_scale=20.0))  # large: the model is untrained
 
 
 def test_best_of_keeps_the_drawing_the_model_captions_likeliest_with_its_prompt(
@@ -297,7 +336,7 @@ def test_without_predict_condition_the_loss_is_the_second_segments() -> None:
         losses[predict_condition] = model.loss(model.network, batch, torch.Generator())
     rows = model.rows(PAIRS, model.image_tokenizer.encode(images), order)
     logits = model.next_token_logits(model.network, rows, order)
-    image = slice(model.text_length - 1, None)  # the targets from begin_image on
+    image = slice(model.caption_length(PAIRS) - 1, None)  # the targets from begin_image on
     expected = F.cross_entropy(logits[:, image].flatten(0, 1), rows[:, 1:][:, image].flatten())
     torch.testing.assert_close(losses[False], expected)
     torch.testing.assert_close(losses["image"], expected)  # a caption first is only read
@@ -381,9 +420,9 @@ def test_captions_after_their_images_weigh_caption_loss_weight_in_training() -> 
 
 
 def test_the_prefix_lm_reads_its_condition_whole() -> None:
-    mask = prefix_causal_mask(4, torch.tensor([2, 0]))
+    mask = causal_mask(torch.tensor([[1, 1, 1, 1], [1, 1, 0, 1]]).bool(), torch.tensor([2, 0]))
     assert mask[0].int().tolist() == [[1, 1, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0], [1, 1, 1, 1]]
-    assert torch.equal(mask[1], torch.ones(4, 4, dtype=torch.bool).tril())
+    assert mask[1].int().tolist() == [[1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 0, 0], [1, 1, 0, 1]]
     # A caption's first byte sees its last one (the whole caption is the condition), while the
     # image's codes still see only what comes before them; a causal model's first byte sees itself.
     codes = torch.zeros(1, 49, dtype=torch.long)

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from aigc.data.base import AigcDataModule, DictDataset
 from aigc.data.image_codes import ImageTokenizer, image_codes
 from aigc.data.pixels import to_signed_unit_range
-from aigc.data.samplers import EpochSeededRandomSampler
+from aigc.data.samplers import EpochSeededLengthGroupedSampler, EpochSeededRandomSampler
 from aigc.errors import ConfigError, DatasetError, check_positive
 
 
@@ -62,7 +62,11 @@ class ImageDataModule(AigcDataModule):
     """
 
     def __init__(
-        self, val_fraction: float, val_samples: int | None = None, cache_dir: str = ".cache"
+        self,
+        val_fraction: float,
+        val_samples: int | None = None,
+        cache_dir: str = ".cache",
+        group_by_length: bool = False,
     ) -> None:
         super().__init__()
         if not 0.0 <= val_fraction < 1.0:
@@ -72,6 +76,7 @@ class ImageDataModule(AigcDataModule):
         self.val_set: ImageSplit | None = None
         self.test_set: ImageSplit | None = None
         self.cache_dir = Path(cache_dir)
+        self.group_by_length = group_by_length
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -153,7 +158,17 @@ class ImageDataModule(AigcDataModule):
         raise NotImplementedError
 
     def train_dataloader(self) -> DataLoader:
-        sampler = EpochSeededRandomSampler(len(self.train_set), self.hparams.seed)
+        hp, texts = self.hparams, self.train_set.texts
+        if not self.group_by_length:
+            sampler = EpochSeededRandomSampler(len(self.train_set), hp.seed)
+        elif texts is None:
+            raise ConfigError(
+                f"data.group_by_length=true batches captions of similar length, and "
+                f"{self.describe()} has no captions"
+            )
+        else:  # fewer pads for a model that pads captions to its batch's longest
+            lengths = [len(text.encode("utf-8")) for text in texts]
+            sampler = EpochSeededLengthGroupedSampler(lengths, hp.batch_size, hp.seed)
         # drop_last: a GAN step on a tiny last batch destabilises BatchNorm statistics.
         return self.make_loader(
             self.train_set.dataset(), train=True, sampler=sampler, drop_last=True

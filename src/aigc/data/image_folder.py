@@ -51,8 +51,9 @@ class ImageFolderDataModule(ImageDataModule):
         pin_memory: bool = False,
         seed: int = 0,
         cache_dir: str = ".cache",
+        group_by_length: bool = False,
     ) -> None:
-        super().__init__(val_fraction, val_samples, cache_dir)
+        super().__init__(val_fraction, val_samples, cache_dir, group_by_length)
         self.check_loader_settings(batch_size, num_workers)
         if channels not in _MODES:
             raise ConfigError(f"data.channels={channels}; choose 3 (RGB) or 1 (grayscale)")

@@ -1,7 +1,7 @@
 """Training data in an order that depends only on (seed, epoch), and a loader that resumes in the
 middle of an epoch, so that resumed runs replay the uninterrupted run's batches exactly."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -39,6 +39,29 @@ class EpochSeededRandomSampler(_EpochSeeded):
     def __iter__(self) -> Iterator[int]:
         order = torch.randperm(self.num_items, generator=self.generator())
         return iter(order[: self.num_samples].tolist())
+
+
+class EpochSeededLengthGroupedSampler(_EpochSeeded):
+    """Batches of items of about the same length, for models that pad a batch to its longest
+    item: a random permutation of ``range(len(lengths))`` (seeded by ``seed + epoch``) is cut
+    into pools of ``pool`` batches, each pool is sorted by length and cut into batches, and the
+    batches are shuffled. Only whole batches are drawn, so a loader with this ``batch_size``
+    gets exactly these batches. Pools, rather than the whole epoch, are sorted so that the items
+    that share a batch still change from epoch to epoch."""
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, pool: int = 50) -> None:
+        super().__init__(len(lengths), seed, len(lengths) // batch_size * batch_size)
+        self.lengths = torch.as_tensor(lengths)
+        self.batch_size = batch_size
+        self.pool = pool
+
+    def __iter__(self) -> Iterator[int]:
+        generator = self.generator()
+        order = torch.randperm(self.num_items, generator=generator)[: self.num_samples]
+        pools = order.split(self.pool * self.batch_size)
+        grouped = torch.cat([p[self.lengths[p].argsort(stable=True)] for p in pools])
+        batches = grouped.view(-1, self.batch_size)  # (num_samples // batch_size, batch_size)
+        return iter(batches[torch.randperm(len(batches), generator=generator)].flatten().tolist())
 
 
 class EpochSeededOffsetSampler(_EpochSeeded):

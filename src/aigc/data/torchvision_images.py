@@ -70,8 +70,9 @@ class TorchvisionImageDataModule(ImageDataModule):
         pin_memory: bool = False,
         seed: int = 0,
         cache_dir: str = ".cache",
+        group_by_length: bool = False,
     ) -> None:
-        super().__init__(val_fraction, val_samples, cache_dir)
+        super().__init__(val_fraction, val_samples, cache_dir, group_by_length)
         self.check_loader_settings(batch_size, num_workers)
         if dataset not in DATASETS:
             raise ConfigError(

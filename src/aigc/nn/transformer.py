@@ -157,13 +157,17 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
-def prefix_causal_mask(length: int, prefix: Tensor) -> Tensor:
-    """The attention mask ``(B, length, length)`` of a prefix LM: query t sees key s when s <= t,
-    or when both lie in the row's first ``prefix`` ``(B,)`` tokens, which thus see each other."""
-    place = torch.arange(length, device=prefix.device)
-    causal = place[:, None] >= place[None, :]  # (T, T)
-    inside = place[None, :] < prefix[:, None]  # (B, T)
-    return causal[None] | (inside[:, :, None] & inside[:, None, :])
+def causal_mask(real: Tensor, prefix: Tensor | None = None) -> Tensor:
+    """The attention mask ``(B, T, T)`` of rows whose tokens ``real`` ``(B, T)`` marks (False:
+    padding, which no query sees): query t sees key s when s <= t, or, with a prefix LM's
+    ``prefix`` ``(B,)``, when both lie in the row's first ``prefix`` tokens, which thus see each
+    other."""
+    place = torch.arange(real.size(1), device=real.device)
+    sees = (place[:, None] >= place[None, :])[None]  # (1, T, T)
+    if prefix is not None:
+        inside = place[None, :] < prefix[:, None]  # (B, T)
+        sees = sees | (inside[:, :, None] & inside[:, None, :])
+    return sees & real[:, None, :]
 
 
 def init_transformer_weights(model: nn.Module, blocks: Sequence[Block]) -> None:

@@ -18,7 +18,7 @@ from aigc.errors import ConfigError, check_positive
 from aigc.models.multimodal.network import TextImageGPT
 from aigc.models.transformer.network import check_sampling_args
 from aigc.models.vqvae import VQVAE
-from aigc.nn.transformer import prefix_causal_mask
+from aigc.nn.transformer import causal_mask
 from aigc.tokenizers.joint import JointVocabulary
 from aigc.utils.log_steps import logs_this_step
 
@@ -29,18 +29,23 @@ IGNORE = -100  # the target of padding: cross-entropy leaves it out
 class TextImageModel(GenerativeModule):
     """A GPT over the joint vocabulary of UTF-8 bytes and an image tokenizer's codes.
 
-    Every training example is a row of two segments of fixed length: the caption
-    ``[begin_text, bytes..., end_text, pad...]`` (``max_text_bytes`` bytes at most) and the image
-    ``[begin_image, codes..., end_image]``. With probability ``image_to_text_prob`` the image
-    comes first (the model learns to caption), else the caption does (it learns to draw); a
-    caption is replaced by the empty one with probability ``uncond_prob``, which gives the
-    unconditional model that classifier-free guidance contrasts and that draws without a
-    prompt. With learned positions a token's position id is its place in its segment's slot
-    (the caption's slot first, then the image's) whichever segment comes first, so that what the
-    model learns of reading a caption serves writing one, and of images likewise; rotary
-    positions, which see only offsets, give that by themselves and use a row's own places.
-    Prompted and empty-prompted rows have the same length, so guided sampling runs them as one
-    batch.
+    Every training example is a row of two segments: the caption
+    ``[begin_text, bytes..., end_text, pad...]`` (``max_text_bytes`` bytes at most), padded to
+    the longest caption of its batch, and the image ``[begin_image, codes..., end_image]``. With
+    probability ``image_to_text_prob`` the image comes first (the model learns to caption), else
+    the caption does (it learns to draw); a caption is replaced by the empty one with probability
+    ``uncond_prob``, which gives the unconditional model that classifier-free guidance contrasts
+    and that draws without a prompt. With learned positions a token's position id is its place
+    in its segment's slot (the caption's slot first, then the image's) whichever segment comes
+    first, so that what the model learns of reading a caption serves writing one, and of images
+    likewise; rotary positions, which see only offsets, give that by themselves and use a row's
+    own places.
+
+    No token sees padding, and position ids are those of a row whose caption segment is whole:
+    a row's logits are the same however long its batch's captions are. A row thus costs only
+    its batch's longest caption (a datamodule that batches captions of similar length,
+    ``data.group_by_length``, makes that short), and prompted and empty-prompted rows, padded to
+    one length, run as one batch in guided sampling.
 
     With ``predict_condition`` false, only a row's second segment is predicted: the first one is
     the condition (a caption to draw, an image to caption), read and not modelled, so that every
@@ -139,20 +144,9 @@ class TextImageModel(GenerativeModule):
         self.image_length = self.vocab.tokens_per_image + 2
         for prompt in self.sample_prompts:  # a prompt too long fails now, not at step 200
             self.text_segment(prompt)
-        row_length = self.text_length + self.image_length
-        # Learned position ids name a token's place in its segment's slot, the same in both
-        # orders (the caption's slot first, then the image's), so that what the model learns of
-        # captions and of images serves both directions. Rotary positions see only the offsets
-        # between tokens, which are the same wherever a segment starts: their ids are a row's own
-        # places, so a caption looks back at its image as an image does at its caption.
-        places = torch.arange(row_length)
-        image_first = places.roll(-self.text_length) if position_encoding == "learned" else places
-        self.register_buffer(
-            "position_ids", torch.stack([places, image_first]), persistent=False
-        )  # (2, row_length): caption first, image first
         self.network = TextImageGPT(
             self.vocab.vocab_size,
-            row_length,  # the position ids (a row's inputs are one fewer)
+            self.text_length + self.image_length,  # the position ids, of a row with no padding cut
             n_layer,
             n_head,
             n_embd,
@@ -173,8 +167,9 @@ class TextImageModel(GenerativeModule):
         self.image_tokenizer.eval()  # frozen: a learned codebook must not move in training mode
         return self
 
-    def text_segment(self, text: str) -> list[int]:
-        """``[begin_text, bytes..., end_text]`` padded to the caption segment's length."""
+    def text_segment(self, text: str, length: int | None = None) -> list[int]:
+        """``[begin_text, bytes..., end_text]`` padded to ``length`` tokens (default: the whole
+        caption segment, ``max_text_bytes + 2``)."""
         ids = self.vocab.text(text)
         budget = self.hparams.max_text_bytes
         if len(ids) - 2 > budget:
@@ -182,20 +177,33 @@ class TextImageModel(GenerativeModule):
                 f"the text {text!r} is {len(ids) - 2} bytes, more than model.max_text_bytes="
                 f"{budget}"
             )
-        return ids + [self.vocab.special["pad"]] * (self.text_length - len(ids))
+        return ids + [self.vocab.special["pad"]] * ((length or self.text_length) - len(ids))
 
-    def image_prefixes(self, texts: Sequence[str]) -> torch.Tensor:
-        """What an image is drawn after: each text's caption segment, then ``begin_image``."""
+    @staticmethod
+    def caption_length(texts: Sequence[str]) -> int:
+        """The length of a batch's caption segments: its longest text's bytes, begin and end."""
+        return max(len(text.encode("utf-8")) for text in texts) + 2
+
+    def image_prefixes(
+        self, texts: Sequence[str], caption_length: int | None = None
+    ) -> torch.Tensor:
+        """What an image is drawn after ``(B, caption_length + 1)``: each text's caption segment
+        (default length: the texts' ``caption_length``), then ``begin_image``."""
+        length = caption_length or self.caption_length(texts)
         begin = self.vocab.special["begin_image"]
-        return torch.tensor([[*self.text_segment(t), begin] for t in texts], device=self.device)
+        rows = [[*self.text_segment(text, length), begin] for text in texts]
+        return torch.tensor(rows, device=self.device)
 
     def rows(
         self, texts: Sequence[str], codes: torch.Tensor, image_first: torch.Tensor
     ) -> torch.Tensor:
-        """Training rows ``(B, text_length + image_length)`` of captions and images' codes
-        ``(B, tokens_per_image)``, each in the order ``image_first`` ``(B,)`` says."""
+        """Training rows ``(B, caption_length + image_length)`` of captions (padded to the
+        longest) and images' codes ``(B, tokens_per_image)``, each in the order ``image_first``
+        ``(B,)`` says."""
         images = self.vocab.image(codes)  # (B, image_length)
-        captions = torch.tensor([self.text_segment(t) for t in texts], device=codes.device)
+        length = self.caption_length(texts)
+        captions = [self.text_segment(text, length) for text in texts]
+        captions = torch.tensor(captions, device=codes.device)  # (B, caption_length)
         first = image_first.to(codes.device)[:, None]  # (B, 1)
         return torch.where(
             first, torch.cat([images, captions], dim=1), torch.cat([captions, images], dim=1)
@@ -205,13 +213,32 @@ class TextImageModel(GenerativeModule):
         with torch.no_grad():
             return self.image_tokenizer.encode(images)  # (B, tokens_per_image)
 
-    def positions(self, image_first: torch.Tensor) -> torch.Tensor:
-        """The position ids ``(B, row_length)`` of rows in the orders ``image_first`` says."""
-        return self.position_ids[image_first.long().to(self.position_ids.device)]
+    def positions(
+        self, image_first: torch.Tensor, caption_length: int | None = None
+    ) -> torch.Tensor:
+        """The position ids ``(B, caption_length + image_length)`` of rows in the orders
+        ``image_first`` ``(B,)`` says, whose caption segments are ``caption_length`` long
+        (default: the whole segment); the ids are those of the same tokens in rows of whole
+        segments, so that cutting padding changes no logit.
 
-    def first_segment(self, image_first: torch.Tensor) -> torch.Tensor:
+        Learned ids name a token's place in its segment's slot, the same in both orders (the
+        caption's slot first, then the image's), so that what the model learns of captions and of
+        images serves both directions. Rotary positions see only the offsets between tokens,
+        which are the same wherever a segment starts: their ids are a row's own places, so a
+        caption looks back at its image as an image does at its caption."""
+        length = caption_length or self.text_length
+        caption = torch.arange(length, device=self.device)
+        image = torch.arange(self.image_length, device=self.device)
+        text_first = torch.cat([caption, self.text_length + image])
+        if self.hparams.position_encoding == "learned":
+            image_first_ids = torch.cat([self.text_length + image, caption])
+        else:
+            image_first_ids = torch.arange(self.image_length + length, device=self.device)
+        return torch.stack([text_first, image_first_ids])[image_first.long().to(self.device)]
+
+    def first_segment(self, image_first: torch.Tensor, caption_length: int) -> torch.Tensor:
         """The length ``(B,)`` of each row's first segment."""
-        return torch.where(image_first, self.image_length, self.text_length)
+        return torch.where(image_first, self.image_length, caption_length)
 
     def reads_first_segment(self, image_first: torch.Tensor) -> torch.Tensor:
         """Whether each row's first segment ``(B,)`` is read only, left out of the loss."""
@@ -226,11 +253,13 @@ class TextImageModel(GenerativeModule):
         self, network: nn.Module, rows: torch.Tensor, image_first: torch.Tensor
     ) -> torch.Tensor:
         """The logits ``(B, T - 1, vocab)`` of every next token of ``rows`` ``(B, T)``."""
-        T = rows.size(1) - 1
-        mask = None
+        inputs = rows[:, :-1]
+        length = rows.size(1) - self.image_length  # the caption segment's
+        prefix = None
         if self.hparams.prefix_lm:
-            mask = prefix_causal_mask(T, self.first_segment(image_first).to(rows.device))
-        return network(rows[:, :-1], self.positions(image_first)[:, :T], mask)
+            prefix = self.first_segment(image_first, length).to(rows.device)
+        mask = causal_mask(inputs != self.vocab.special["pad"], prefix)  # (B, T - 1, T - 1)
+        return network(inputs, self.positions(image_first, length)[:, :-1], mask)
 
     def setup(self, stage: str) -> None:
         """Before training: the datamodule encodes its images once (cached on disk), rather than
@@ -265,13 +294,14 @@ class TextImageModel(GenerativeModule):
         # The datamodule's cached codes, where it has them (see setup).
         codes = batch["codes"].long() if "codes" in batch else self._codes(batch["image"])
         rows = self.rows(texts, codes, image_first)
+        length = rows.size(1) - self.image_length  # the caption segment's
         targets = rows[:, 1:].masked_fill(rows[:, 1:] == self.vocab.special["pad"], IGNORE)
         if made_up is not None:  # the made-up words' letters are read, never predicted
-            targets[:, : self.text_length].masked_fill_(made_up.to(rows.device), IGNORE)
+            targets[:, :length].masked_fill_(made_up[:, :length].to(rows.device), IGNORE)
         # Targets inside a first segment that is only read leave the loss; no branch on the mask,
         # which would wait for the device every step.
         read = self.reads_first_segment(image_first).to(rows.device)  # (B,)
-        first = self.first_segment(image_first).to(rows.device)
+        first = self.first_segment(image_first, length).to(rows.device)
         place = torch.arange(targets.size(1), device=rows.device)
         in_first = place[None] < first[:, None] - 1  # (B, T)
         targets = targets.masked_fill(in_first & read[:, None], IGNORE)
@@ -358,9 +388,10 @@ class TextImageModel(GenerativeModule):
         texts = list(condition.texts)
         prompted = any(texts)  # else there is nothing to guide away from, nor to rank by
         guided = guidance_scale != 1.0 and prompted
+        length = self.caption_length(texts)  # of the caption segments, cut to the longest
         prefixes, allowed = self.image_prefixes(texts), self.allowed(self.vocab.image_ids)
-        unconditional = self.image_prefixes([""] * n) if guided else None
-        bidirectional = self.text_length if hp.prefix_lm else 0
+        unconditional = self.image_prefixes([""] * n, length) if guided else None
+        bidirectional = length if hp.prefix_lm else 0
         # (k, n, tokens_per_image): the candidates that k calls with best_of=1 would draw
         candidates = torch.stack(
             [
@@ -374,7 +405,9 @@ class TextImageModel(GenerativeModule):
                     guidance_scale,
                     unconditional,
                     None if interval is None else tuple(interval),
+                    positions=self.positions(torch.zeros(1, dtype=torch.bool), length)[0],
                     bidirectional=bidirectional,
+                    pad_id=self.vocab.special["pad"],
                 )
                 - self.vocab.image_offset
                 for _ in range(best_of if prompted else 1)

@@ -5,7 +5,7 @@ import torch
 from torch import Tensor, nn
 
 from aigc.models.transformer.network import GPT, sample_token
-from aigc.nn.transformer import KVCache, prefix_causal_mask
+from aigc.nn.transformer import KVCache, causal_mask
 
 
 class TextImageGPT(nn.Module):
@@ -49,6 +49,7 @@ class TextImageGPT(nn.Module):
         stop_id: int | None = None,
         positions: Tensor | None = None,
         bidirectional: int = 0,
+        pad_id: int | None = None,
         use_cache: bool = True,
     ) -> Tensor:
         """Up to ``steps`` tokens ``(B, steps)`` after each row of ``prefix`` ``(B, T)``, each
@@ -56,19 +57,24 @@ class TextImageGPT(nn.Module):
         ``unconditional`` prefixes (as long as ``prefix``), the logits are those of classifier-free
         guidance, ``u + guidance_scale * (c - u)``, at the tokens ``guidance_interval``
         ``(first, last)`` (default: all) names, and the conditional ones at the others. Decoding
-        stops early once every row has drawn
-        ``stop_id``. ``positions`` ``(T + steps,)`` are the position ids of the prefix and the
-        tokens drawn (default: their places); the first ``bidirectional`` tokens of the prefix see
-        each other (a prefix LM's condition). ``use_cache`` changes only the speed."""
+        stops early once every row has drawn ``stop_id``. ``positions`` ``(T + steps,)`` are the
+        position ids of the prefix and the tokens drawn (default: their places); the first
+        ``bidirectional`` tokens of the prefix see each other (a prefix LM's condition), and
+        prefix tokens ``pad_id`` are seen by none. ``use_cache`` changes only the speed."""
         rows = prefix if unconditional is None else torch.cat([prefix, unconditional])
         T = prefix.size(1)
         if positions is None:
             positions = torch.arange(T + steps, device=prefix.device)
         caches = [KVCache(self.gpt.block_size) for _ in self.gpt.blocks] if use_cache else None
+        real = rows != pad_id if pad_id is not None else torch.ones_like(rows, dtype=torch.bool)
+        real = torch.cat([real, real.new_ones(len(rows), steps)], dim=1)  # (R, T + steps)
+        masked = bidirectional > 0 or not bool(real.all())
         seen = rows.new_full((len(rows),), bidirectional)  # (R,) leading tokens seeing each other
 
-        def mask(length: int) -> Tensor | None:  # causal but for a prefix LM's condition
-            return prefix_causal_mask(length, seen) if bidirectional else None
+        def mask(length: int) -> Tensor | None:  # causal, but for a condition and padding
+            if not masked:
+                return None
+            return causal_mask(real[:, :length], seen if bidirectional else None)
 
         logits = self.gpt.logits(rows, caches, positions=positions[:T], mask=mask(T))[:, -1]
         drawn: list[Tensor] = []
@@ -92,7 +98,9 @@ class TextImageGPT(nn.Module):
                 rows = torch.cat([rows, fed], dim=1)
                 n = rows.size(1)
                 logits = self.gpt.logits(rows, positions=positions[:n], mask=mask(n))[:, -1]
-            else:  # one new query: it sees every cached key
+            else:  # one new query: it sees every cached key but padding
                 place = T + step
-                logits = self.gpt.logits(fed, caches, place, positions[place : place + 1])[:, -1]
+                keys = real[:, None, : place + 1] if masked else None  # (R, 1, place + 1)
+                logits = self.gpt.logits(fed, caches, place, positions[place : place + 1], keys)
+                logits = logits[:, -1]
         return torch.cat(drawn, dim=1)
