@@ -146,7 +146,7 @@ class TextImageModel(GenerativeModule):
             self.text_segment(prompt)
         self.network = TextImageGPT(
             self.vocab.vocab_size,
-            self.text_length + self.image_length,  # the position ids, of a row with no padding cut
+            self.text_length + self.image_length,  # position ids: those of whole segments
             n_layer,
             n_head,
             n_embd,
