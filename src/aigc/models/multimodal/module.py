@@ -389,8 +389,9 @@ class TextImageModel(GenerativeModule):
         prompted = any(texts)  # else there is nothing to guide away from, nor to rank by
         guided = guidance_scale != 1.0 and prompted
         length = self.caption_length(texts)  # of the caption segments, cut to the longest
-        prefixes, allowed = self.image_prefixes(texts), self.allowed(self.vocab.image_ids)
+        prefixes, allowed = self.image_prefixes(texts, length), self.allowed(self.vocab.image_ids)
         unconditional = self.image_prefixes([""] * n, length) if guided else None
+        positions = self.positions(torch.zeros(1, dtype=torch.bool), length)[0]  # caption first
         bidirectional = length if hp.prefix_lm else 0
         # (k, n, tokens_per_image): the candidates that k calls with best_of=1 would draw
         candidates = torch.stack(
@@ -405,7 +406,7 @@ class TextImageModel(GenerativeModule):
                     guidance_scale,
                     unconditional,
                     None if interval is None else tuple(interval),
-                    positions=self.positions(torch.zeros(1, dtype=torch.bool), length)[0],
+                    positions=positions,
                     bidirectional=bidirectional,
                     pad_id=self.vocab.special["pad"],
                 )
