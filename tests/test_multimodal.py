@@ -400,6 +400,58 @@ def test_a_made_up_word_is_read_and_never_predicted(monkeypatch: pytest.MonkeyPa
         tiny_model(distractor_prob=2)
 
 
+def test_shifted_prompts_move_up_their_slot_in_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    batch = {"text": PAIRS, "image": torch.rand(2, 1, 28, 28) * 2 - 1}
+    seen = []  # the position ids of every forward pass
+
+    def ids_seen(training: bool, **kwargs) -> torch.Tensor:
+        model = tiny_model(uncond_prob=0.0, prompt_shift_prob=1.0, **kwargs)
+        forward = model.network.forward
+        monkeypatch.setattr(
+            model.network, "forward", lambda x, ids, mask: seen.append(ids) or forward(x, ids, mask)
+        )
+        for seed in range(20):
+            model.loss(model.network, batch, torch.Generator().manual_seed(seed), training)
+        return torch.stack(seen[-20:])  # (20, B, T - 1)
+
+    # Prompts of 13 bytes at most fill 15 of the caption slot's 18 places: they move up 0 to 3.
+    drawing = ids_seen(True, image_to_text_prob=0.0)
+    offsets = drawing[:, :, :15] - torch.arange(15)
+    assert torch.equal(offsets, offsets[:, :, :1].expand_as(offsets))  # a row moves whole
+    assert set(offsets.flatten().tolist()) == {0, 1, 2, 3}
+    assert torch.equal(drawing[:, :, 15:], (18 + torch.arange(50)).expand(20, 2, 50))  # the image
+    # Validation, captions written after their images and empty prompts keep their ids.
+    order = torch.tensor([False, False])
+    assert (
+        ids_seen(False, image_to_text_prob=0.0) == tiny_model().positions(order, 15)[:, :-1]
+    ).all()
+    order = torch.tensor([True, True])
+    assert (
+        ids_seen(True, image_to_text_prob=1.0) == tiny_model().positions(order, 15)[:, :-1]
+    ).all()
+    empty = {"text": ["", ""], "image": batch["image"]}
+    model = tiny_model(uncond_prob=0.0, prompt_shift_prob=1.0, image_to_text_prob=0.0)
+    unshifted = model.loss(model.network, empty, torch.Generator(), training=False)
+    torch.testing.assert_close(model.loss(model.network, empty, torch.Generator(), True), unshifted)
+    with pytest.raises(ConfigError, match=r"model.prompt_shift_prob=2; choose a value in \[0, 1\]"):
+        tiny_model(prompt_shift_prob=2)
+
+
+def test_only_prompts_are_replaced_by_the_empty_one() -> None:
+    batch = {"text": PAIRS, "image": torch.rand(2, 1, 28, 28) * 2 - 1}
+
+    def loss(**kwargs) -> torch.Tensor:
+        model = tiny_model(**kwargs)
+        return model.loss(model.network, batch, torch.Generator().manual_seed(0))
+
+    # Captions written after their images are never emptied; prompts are.
+    torch.testing.assert_close(
+        loss(image_to_text_prob=1.0, uncond_prob=1.0), loss(image_to_text_prob=1.0, uncond_prob=0.0)
+    )
+    drawing = dict(image_to_text_prob=0.0)
+    assert not torch.isclose(loss(uncond_prob=1.0, **drawing), loss(uncond_prob=0.0, **drawing))
+
+
 def test_captions_after_their_images_weigh_caption_loss_weight_in_training() -> None:
     batch = {"text": PAIRS, "image": torch.rand(2, 1, 28, 28) * 2 - 1}
     model = tiny_model(uncond_prob=0.0, image_to_text_prob=1.0, caption_loss_weight=3.0)

@@ -33,13 +33,13 @@ class TextImageModel(GenerativeModule):
     ``[begin_text, bytes..., end_text, pad...]`` (``max_text_bytes`` bytes at most), padded to
     the longest caption of its batch, and the image ``[begin_image, codes..., end_image]``. With
     probability ``image_to_text_prob`` the image comes first (the model learns to caption), else
-    the caption does (it learns to draw); a caption is replaced by the empty one with probability
-    ``uncond_prob``, which gives the unconditional model that classifier-free guidance contrasts
-    and that draws without a prompt. With learned positions a token's position id is its place
-    in its segment's slot (the caption's slot first, then the image's) whichever segment comes
-    first, so that what the model learns of reading a caption serves writing one, and of images
-    likewise; rotary positions, which see only offsets, give that by themselves and use a row's
-    own places.
+    the caption does (it learns to draw); such a prompt is replaced by the empty one with
+    probability ``uncond_prob``, which gives the unconditional model that classifier-free
+    guidance contrasts and that draws without a prompt. With learned positions a token's
+    position id is its place in its segment's slot (the caption's slot first, then the image's)
+    whichever segment comes first, so that what the model learns of reading a caption serves
+    writing one, and of images likewise; rotary positions, which see only offsets, give that by
+    themselves and use a row's own places.
 
     No token sees padding, and position ids are those of a row whose caption segment is whole:
     a row's logits are the same however long its batch's captions are. A row thus costs only
@@ -59,6 +59,10 @@ class TextImageModel(GenerativeModule):
     what a prompt asks for among words it has never seen, rather than to match whole wordings.
     The word's letters (and the space that joins it) are read and never predicted, so that the
     captions the model writes have no made-up words; the rest of the prompt is modelled as any.
+    With probability ``prompt_shift_prob`` a prompt's position ids move up its slot by a random
+    number of places, in training: learned ids would otherwise tie what a word means to the
+    places the training wordings put it at, and a wording that puts it elsewhere would not be
+    read.
     ``caption_loss_weight`` weighs every token of a caption after its image that many times any
     other token in the training loss, so that captioning learns faster at drawing's expense.
 
@@ -86,6 +90,7 @@ class TextImageModel(GenerativeModule):
         image_to_text_prob: float = 0.5,
         uncond_prob: float = 0.1,
         distractor_prob: float = 0.0,
+        prompt_shift_prob: float = 0.0,
         caption_loss_weight: float = 1.0,
         guidance_scale: float = 1.0,
         guidance_interval: Sequence[int] | None = None,
@@ -119,6 +124,7 @@ class TextImageModel(GenerativeModule):
             ("image_to_text_prob", image_to_text_prob),
             ("uncond_prob", uncond_prob),
             ("distractor_prob", distractor_prob),
+            ("prompt_shift_prob", prompt_shift_prob),
         ):
             if not 0.0 <= p <= 1.0:
                 raise ConfigError(f"model.{name}={p}; choose a value in [0, 1]")
@@ -250,16 +256,23 @@ class TextImageModel(GenerativeModule):
         return torch.zeros_like(image_first)
 
     def next_token_logits(
-        self, network: nn.Module, rows: torch.Tensor, image_first: torch.Tensor
+        self,
+        network: nn.Module,
+        rows: torch.Tensor,
+        image_first: torch.Tensor,
+        positions: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The logits ``(B, T - 1, vocab)`` of every next token of ``rows`` ``(B, T)``."""
+        """The logits ``(B, T - 1, vocab)`` of every next token of ``rows`` ``(B, T)``, at
+        ``positions`` ``(B, T)`` (default: the rows' own, ``positions(image_first)``)."""
         inputs = rows[:, :-1]
         length = rows.size(1) - self.image_length  # the caption segment's
         prefix = None
         if self.hparams.prefix_lm:
             prefix = self.first_segment(image_first, length).to(rows.device)
         mask = causal_mask(inputs != self.vocab.special["pad"], prefix)  # (B, T - 1, T - 1)
-        return network(inputs, self.positions(image_first, length)[:, :-1], mask)
+        if positions is None:
+            positions = self.positions(image_first, length)
+        return network(inputs, positions[:, :-1], mask)
 
     def setup(self, stage: str) -> None:
         """Before training: the datamodule encodes its images once (cached on disk), rather than
@@ -279,15 +292,17 @@ class TextImageModel(GenerativeModule):
         """Cross-entropy of next-token prediction over rows in a random order per example. In
         ``training``, prompts get made-up words with probability distractor_prob, and captions
         after their images weigh caption_loss_weight times a token; else a plain mean."""
+        hp = self.hparams
         n = len(batch["text"])
-        image_first = torch.rand(n, generator=generator) < self.hparams.image_to_text_prob
-        dropped = torch.rand(n, generator=generator) < self.hparams.uncond_prob
+        image_first = torch.rand(n, generator=generator) < hp.image_to_text_prob
+        # Only prompts are emptied: an empty caption after an image would teach nothing.
+        dropped = ~image_first & (torch.rand(n, generator=generator) < hp.uncond_prob)
         texts = ["" if drop else text for text, drop in zip(batch["text"], dropped, strict=True)]
+        prompts = ~image_first & torch.tensor([bool(text) for text in texts])  # (B,)
         made_up = None  # (B, text_length): target k of a row whose caption comes first is byte k
-        if training and self.hparams.distractor_prob > 0:
+        if training and hp.distractor_prob > 0:
             made_up = torch.zeros(n, self.text_length, dtype=torch.bool)
-            prompts = ~image_first & torch.tensor([bool(text) for text in texts])
-            chosen = prompts & (torch.rand(n, generator=generator) < self.hparams.distractor_prob)
+            chosen = prompts & (torch.rand(n, generator=generator) < hp.distractor_prob)
             for i in chosen.nonzero()[:, 0].tolist():
                 texts[i], span = with_made_up_word(texts[i], self.hparams.max_text_bytes, generator)
                 made_up[i, span] = True
@@ -295,6 +310,12 @@ class TextImageModel(GenerativeModule):
         codes = batch["codes"].long() if "codes" in batch else self._codes(batch["image"])
         rows = self.rows(texts, codes, image_first)
         length = rows.size(1) - self.image_length  # the caption segment's
+        positions = self.positions(image_first, length)  # (B, T)
+        if training and hp.prompt_shift_prob > 0:
+            # A shifted prompt's ids move up its slot, by as much as the batch's longest fits.
+            shifted = prompts & (torch.rand(n, generator=generator) < hp.prompt_shift_prob)
+            offsets = torch.randint(self.text_length - length + 1, (n,), generator=generator)
+            positions[:, :length] += (offsets * shifted).to(positions.device)[:, None]
         targets = rows[:, 1:].masked_fill(rows[:, 1:] == self.vocab.special["pad"], IGNORE)
         if made_up is not None:  # the made-up words' letters are read, never predicted
             targets[:, :length].masked_fill_(made_up[:, :length].to(rows.device), IGNORE)
@@ -307,10 +328,10 @@ class TextImageModel(GenerativeModule):
         targets = targets.masked_fill(in_first & read[:, None], IGNORE)
         weights = (targets != IGNORE).float()  # (B, T)
         # A caption's one informative byte is a small share of its row's loss.
-        if training and self.hparams.caption_loss_weight != 1:
+        if training and hp.caption_loss_weight != 1:
             captioning = (image_first.to(rows.device)[:, None] & ~in_first).float()
-            weights *= 1 + (self.hparams.caption_loss_weight - 1) * captioning
-        logits = self.next_token_logits(network, rows, image_first)  # (B, T, vocab)
+            weights *= 1 + (hp.caption_loss_weight - 1) * captioning
+        logits = self.next_token_logits(network, rows, image_first, positions)  # (B, T, vocab)
         loss = F.cross_entropy(
             logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE, reduction="none"
         )  # (B * T,)
