@@ -290,8 +290,9 @@ class TextImageModel(GenerativeModule):
         training: bool = False,
     ) -> torch.Tensor:
         """Cross-entropy of next-token prediction over rows in a random order per example. In
-        ``training``, prompts get made-up words with probability distractor_prob, and captions
-        after their images weigh caption_loss_weight times a token; else a plain mean."""
+        ``training``, prompts get made-up words with probability distractor_prob and move up
+        their slot with probability prompt_shift_prob, and captions after their images weigh
+        caption_loss_weight times a token; else a plain mean."""
         hp = self.hparams
         n = len(batch["text"])
         image_first = torch.rand(n, generator=generator) < hp.image_to_text_prob
@@ -304,7 +305,7 @@ class TextImageModel(GenerativeModule):
             made_up = torch.zeros(n, self.text_length, dtype=torch.bool)
             chosen = prompts & (torch.rand(n, generator=generator) < hp.distractor_prob)
             for i in chosen.nonzero()[:, 0].tolist():
-                texts[i], span = with_made_up_word(texts[i], self.hparams.max_text_bytes, generator)
+                texts[i], span = with_made_up_word(texts[i], hp.max_text_bytes, generator)
                 made_up[i, span] = True
         # The datamodule's cached codes, where it has them (see setup).
         codes = batch["codes"].long() if "codes" in batch else self._codes(batch["image"])
