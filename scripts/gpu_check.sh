@@ -1,28 +1,58 @@
 #!/usr/bin/env bash
-# The checks that need a CUDA GPU, in one go: the GPU tests (every GAN conditioning, the language
-# model, FSDP on two GPUs), then throughput of both families (fp32 and bf16, eager and compiled,
-# framework against a plain loop; the class-conditional GAN and the text + image GPT too; MFU for
-# the 6-layer/384 LM and the 36 M-parameter CIFAR-10 diffusion recipe).
-#   AIGC_DATA_DIR=/path/to/data bash scripts/gpu_check.sh
-set -euo pipefail
+# The checks that need a CUDA GPU, in one go: the GPU tests (every GAN and diffusion conditioning,
+# the language model, the text + image GPT with its tokenizer, sampling and scoring; FSDP on two
+# GPUs), then throughput of each family (fp32 and bf16, eager and compiled, framework against a
+# plain loop; MFU for the 6-layer/384 LM and the 36 M-parameter CIFAR-10 diffusion recipe).
+#   AIGC_DATA_DIR=/path/to/data [LOG_DIR=dir] [BUDGET=seconds] bash scripts/gpu_check.sh
+# Each check runs under its own time limit, and all of them within BUDGET, so that one slow or
+# failing check costs no other: the compiled tests, the slowest, come last. Each check's output
+# goes to LOG_DIR/<check>.log (its last lines to the screen), and a line each to summary.txt.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 data_dir=${AIGC_DATA_DIR:-../shared/data}
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-python -m pytest -q -m "" tests/test_gpu.py
-python scripts/bench_lm.py --device cuda --data-dir "$data_dir" --experiment shakespeare_char \
-    --steps 300 --warmup 50 --rounds 1 --precision 32 bf16-mixed
-for conditioning in null label; do
-    python scripts/bench_gan.py --device cuda --data-dir "$data_dir" --batch-size 256 \
-        --conditioning "$conditioning" --steps 300 --warmup 50 --rounds 1 --precision 32 bf16-mixed
-done
+log_dir=${LOG_DIR:-$(mktemp -d)}
+deadline=$((SECONDS + ${BUDGET:-3600}))
+mkdir -p "$log_dir"
+: >"$log_dir/summary.txt"
+failed=0
+
+check() {  # check NAME SECONDS COMMAND...: COMMAND, stopped after SECONDS or at the deadline
+    local name=$1 limit=$2 start=$SECONDS
+    shift 2
+    ((limit = limit < deadline - SECONDS ? limit : deadline - SECONDS))
+    if ((limit < 10)); then
+        echo "$name: skipped, the budget is spent" | tee -a "$log_dir/summary.txt"
+        failed=1
+        return
+    fi
+    echo "== $name (at most $limit s)"
+    # Into a file rather than through a pipe, which a process left behind would hold open.
+    timeout --kill-after=10 "$limit" "$@" >"$log_dir/$name.log" 2>&1
+    local rc=$?
+    tail -n 12 "$log_dir/$name.log"
+    echo "$name: exit $rc after $((SECONDS - start)) s" | tee -a "$log_dir/summary.txt"
+    ((rc == 0)) || failed=1
+}
+
+bench=(--device cuda --data-dir "$data_dir" --steps 300 --warmup 50 --rounds 1)
+
+check device 60 bash -c 'nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv &&
+    python -c "import torch; print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name())"'
+check tests_eager 240 python -m pytest -q -m "" -k "not True" --durations=10 tests/test_gpu.py
 # The text + image GPT (experiment=mnist_multimodal) over a tokenizer trained briefly here.
 tokenizer=$(mktemp -d)
-python train.py experiment=mnist_vqvae trainer.accelerator=gpu trainer.max_steps=200 logger=none \
-    paths.data_dir="$data_dir" hydra.run.dir="$tokenizer"
-python scripts/bench_lm.py --device cuda --data-dir "$data_dir" --experiment mnist_multimodal \
-    --image-tokenizer "$tokenizer" --steps 300 --warmup 50 --rounds 1 --precision 32 bf16-mixed
-# The CIFAR-10 diffusion recipe (experiment=cifar10_ddpm), bf16 and compiled. CIFAR-10 itself
-# may not be downloadable here: random labelled 32x32 images in an image folder cost the same.
+check vqvae 120 python train.py experiment=mnist_vqvae trainer.accelerator=gpu \
+    trainer.max_steps=200 logger=none paths.data_dir="$data_dir" hydra.run.dir="$tokenizer"
+check bench_multimodal 120 python scripts/bench_lm.py "${bench[@]}" --experiment mnist_multimodal \
+    --image-tokenizer "$tokenizer" --precision 32 bf16-mixed --compile eager
+check bench_lm 120 python scripts/bench_lm.py "${bench[@]}" --experiment shakespeare_char \
+    --precision 32 bf16-mixed --compile eager
+for conditioning in null label; do
+    check "bench_gan_$conditioning" 90 python scripts/bench_gan.py "${bench[@]}" --batch-size 256 \
+        --conditioning "$conditioning" --precision 32 bf16-mixed --compile eager
+done
+# The CIFAR-10 diffusion recipe (experiment=cifar10_ddpm), bf16, eager and compiled. CIFAR-10
+# itself may not be downloadable here: random labelled 32x32 images in an image folder cost the same.
 folder=$(mktemp -d)
 python - "$folder" <<'EOF'
 import sys
@@ -39,6 +69,10 @@ for i in range(8192):
 (root / "metadata.csv").write_text("\n".join(rows) + "\n")
 EOF
 # 989 TFLOP/s: an H100/H200's dense bf16 peak; MFU is printed against it for every variant.
-python scripts/bench_diffusion.py --device cuda --experiment cifar10_ddpm --data image_folder \
-    --batch-size 128 --workers 8 --steps 200 --warmup 50 --rounds 1 --precision 32 bf16-mixed \
+check bench_diffusion 300 python scripts/bench_diffusion.py "${bench[@]}" --experiment cifar10_ddpm \
+    --data image_folder --batch-size 128 --workers 8 --steps 200 --precision bf16-mixed \
     --compile eager compiled --peak-tflops 989 -- data.path="$folder"
+check tests_compiled 400 python -m pytest -q -m "" -k "True" --durations=10 tests/test_gpu.py
+echo "== summary (logs in $log_dir)"
+cat "$log_dir/summary.txt"
+exit $failed
