@@ -88,6 +88,30 @@ def tiny_classifier(make_cfg, data_dir: Path, run_dir: Path) -> Path:
     return run_dir
 
 
+def guided_draws_with_and_without_cache(model, texts: Sequence[str]) -> list:
+    """The image tokens that a text + image ``model`` draws for ``texts`` at guidance 3 from one
+    seed on its device: with the KV cache, then without. The unconditional rows are empty
+    prompts padded to the prompts' length, so that decoding must pass over pads."""
+    import torch
+
+    length = model.caption_length(texts)
+    prefix, free = model.image_prefixes(texts), model.image_prefixes([""] * len(texts), length)
+    return [
+        model.network.decode(
+            prefix,
+            model.vocab.tokens_per_image,
+            model.allowed(model.vocab.image_ids),
+            generator=torch.Generator(model.device).manual_seed(0),
+            use_cache=cached,
+            guidance_scale=3.0,
+            unconditional=free,
+            positions=model.positions(torch.tensor([False]), length)[0],
+            pad_id=model.vocab.special["pad"],
+        )
+        for cached in (True, False)
+    ]
+
+
 def run_train_cli(
     *args: str, cwd: Path = ROOT, data_dir: Path | None = None, launcher: Sequence[str] = ()
 ) -> subprocess.CompletedProcess:

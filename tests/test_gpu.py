@@ -12,6 +12,7 @@ from conftest import (
     TINY_MULTIMODAL,
     TINY_VQVAE,
     compose_config,
+    guided_draws_with_and_without_cache,
     tiny_classifier,
 )
 
@@ -184,22 +185,8 @@ def test_text_image_model_on_gpu(
     assert drawn.images.shape == (4, 1, 28, 28) and drawn.images.abs().max() <= 1
     assert all(isinstance(caption, str) for caption in model.caption(images))
     # The KV cache changes only the speed on the GPU too.
-    prefix, free = model.image_prefixes(texts), model.image_prefixes([""] * 4, 15)
-    draws = [
-        model.network.decode(
-            prefix,
-            model.vocab.tokens_per_image,
-            model.allowed(model.vocab.image_ids),
-            generator=torch.Generator("cuda").manual_seed(0),
-            use_cache=cached,
-            guidance_scale=3.0,
-            unconditional=free,
-            positions=model.positions(torch.tensor([False]), 15)[0],
-            pad_id=model.vocab.special["pad"],
-        )
-        for cached in (True, False)
-    ]
-    assert torch.equal(draws[0], draws[1])
+    draws = guided_draws_with_and_without_cache(model, texts)
+    assert draws[0].is_cuda and torch.equal(draws[0], draws[1])
     # eval.py on the GPU in bf16: the likelihoods of the CPU's fp32 scorecard, up to rounding.
     classifier = tiny_classifier(make_cfg, tiny_mnist, tmp_path / "classifier")
 

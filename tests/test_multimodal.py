@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from conftest import (
     TINY_MULTIMODAL,
     compose_config,
+    guided_draws_with_and_without_cache,
     tiny_classifier,
     tiny_image_tokenizer,
     write_tiny_idx_dataset,
@@ -104,23 +105,8 @@ def test_decoding_draws_only_allowed_ids_and_the_cache_changes_nothing(
     position_encoding: str,
 ) -> None:
     model = tiny_model(position_encoding=position_encoding).eval()
-    prefix, free = model.image_prefixes(PAIRS), model.image_prefixes(["", ""], 15)  # padded
-    allowed = model.allowed(model.vocab.image_ids)
-    draws = [
-        model.network.decode(
-            prefix,
-            49,
-            allowed,
-            generator=torch.Generator().manual_seed(0),
-            use_cache=cached,
-            guidance_scale=3.0,
-            unconditional=free,
-            positions=model.positions(torch.tensor([False]), 15)[0],
-            pad_id=model.vocab.special["pad"],
-        )
-        for cached in (True, False)
-    ]
-    assert torch.equal(draws[0], draws[1])
+    draws = guided_draws_with_and_without_cache(model, PAIRS)
+    assert draws[0].shape == (2, 49) and torch.equal(draws[0], draws[1])
     assert all(i in model.vocab.image_ids for i in draws[0].flatten().tolist())
 
 
