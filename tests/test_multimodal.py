@@ -222,6 +222,22 @@ def test_a_tiny_model_learns_two_pairs_in_both_directions(
     torch.testing.assert_close(drawn.images, expected, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize(("backends", "fused"), [(["math"], False), (None, True)])
+def test_attention_runs_on_the_configured_kernels(backends: list[str] | None, fused: bool) -> None:
+    """Training, drawing (best of k) and captioning all run on model.attention_backends."""
+    model = tiny_model(attention_backends=backends).eval()
+    seen = []  # whether the fused kernel may run, at each attention call
+    for block in model.network.gpt.blocks:
+        block.attn.register_forward_pre_hook(
+            lambda *_: seen.append(torch.backends.cuda.flash_sdp_enabled())
+        )
+    images = torch.rand(2, 1, 28, 28) * 2 - 1
+    model.loss(model.network, {"text": PAIRS, "image": images}, torch.Generator().manual_seed(0))
+    model.sample(2, condition=Condition(texts=PAIRS), best_of=2)
+    model.caption(images)
+    assert len(seen) > 50 and set(seen) == {fused}
+
+
 def test_bad_input_is_one_line(tmp_path: Path, make_cfg) -> None:
     model = tiny_model()
     with pytest.raises(ConfigError, match=r"is 20 bytes, more than model\.max_text_bytes=16"):
@@ -242,6 +258,8 @@ def test_bad_input_is_one_line(tmp_path: Path, make_cfg) -> None:
         tiny_model(sample_prompts=["seventeen bytes!!"])
     with pytest.raises(ConfigError, match=r"n_embd=32 must be a multiple of model\.n_head=3"):
         tiny_model(n_head=3)
+    with pytest.raises(ConfigError, match=r"unknown attention backends \['fast'\]"):
+        tiny_model(attention_backends=["fast"])
     data = tmp_path / "data"
     write_tiny_idx_dataset(data)
     classifier = tiny_classifier(make_cfg, data, tmp_path / "classifier")

@@ -1,18 +1,44 @@
 """Transformer building blocks shared by every family: attention with a key/value cache and
 optional rotary position embedding, the MLP, pre-LayerNorm blocks (causal for generation,
-bidirectional for encoding) and their initialisation.
+bidirectional for encoding), their initialisation, and the choice of attention kernels.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from aigc.errors import ConfigError
+
+
+class AttentionBackends:
+    """The kernels ``F.scaled_dot_product_attention`` may use, by the names of
+    ``torch.nn.attention.SDPBackend``'s members (``["math"]``); none named: PyTorch picks.
+    ``with backends():`` runs attention on them.
+
+    On the CPU, for rows of up to about a hundred tokens, the fused kernel's backward is several
+    times slower in bf16 than the plain math kernel's (torch 2.14), so models that train there in
+    bf16 name ``math``."""
+
+    def __init__(self, names: Sequence[str] | None) -> None:
+        kernels = {name.lower(): kernel for name, kernel in SDPBackend.__members__.items()}
+        kernels.pop("error")
+        names = list(names or [])
+        unknown = [name for name in names if name.lower() not in kernels]
+        if unknown:
+            raise ConfigError(
+                f"unknown attention backends {unknown}; choose from {sorted(kernels)}"
+            )
+        self.kernels = [kernels[name.lower()] for name in names]
+
+    def __call__(self) -> AbstractContextManager:
+        return sdpa_kernel(self.kernels) if self.kernels else nullcontext()
 
 
 class KVCache:

@@ -18,7 +18,7 @@ from aigc.errors import ConfigError, check_positive
 from aigc.models.multimodal.network import TextImageGPT
 from aigc.models.transformer.network import check_sampling_args
 from aigc.models.vqvae import VQVAE
-from aigc.nn.transformer import causal_mask
+from aigc.nn.transformer import AttentionBackends, causal_mask
 from aigc.tokenizers.joint import JointVocabulary
 from aigc.utils.log_steps import logs_this_step
 
@@ -104,6 +104,7 @@ class TextImageModel(GenerativeModule):
         weight_decay: float = 0.1,
         betas: Sequence[float] = (0.9, 0.99),
         ema_decay: float | None = None,
+        attention_backends: Sequence[str] | None = None,
         class_names: Sequence[str] | None = None,
         sample_prompts: Sequence[str] | None = None,
         predict_condition: bool | str = True,
@@ -163,6 +164,7 @@ class TextImageModel(GenerativeModule):
         self.init_ema(ema_decay)
         if compile:
             self.network.compile()
+        self.attention = AttentionBackends(attention_backends)
 
     @property
     def sampling_network(self) -> nn.Module:
@@ -272,7 +274,8 @@ class TextImageModel(GenerativeModule):
         mask = causal_mask(inputs != self.vocab.special["pad"], prefix)  # (B, T - 1, T - 1)
         if positions is None:
             positions = self.positions(image_first, length)
-        return network(inputs, positions[:, :-1], mask)
+        with self.attention():
+            return network(inputs, positions[:, :-1], mask)
 
     def setup(self, stage: str) -> None:
         """Before training: the datamodule encodes its images once (cached on disk), rather than
@@ -416,8 +419,8 @@ class TextImageModel(GenerativeModule):
         positions = self.positions(torch.zeros(1, dtype=torch.bool), length)[0]  # caption first
         bidirectional = length if hp.prefix_lm else 0
         # (k, n, tokens_per_image): the candidates that k calls with best_of=1 would draw
-        candidates = torch.stack(
-            [
+        with self.attention():
+            candidates = [
                 network.decode(
                     prefixes,
                     self.vocab.tokens_per_image,
@@ -435,7 +438,7 @@ class TextImageModel(GenerativeModule):
                 - self.vocab.image_offset
                 for _ in range(best_of if prompted else 1)
             ]
-        )
+        candidates = torch.stack(candidates)
         best = torch.zeros(n, dtype=torch.long, device=candidates.device)
         if len(candidates) > 1:
             # The prompt's likelihood as each candidate's caption, log p(text | image): the
@@ -485,17 +488,18 @@ class TextImageModel(GenerativeModule):
         codes = self.image_tokenizer.encode(images.to(self.device))
         image_segments = self.vocab.image(codes)  # (B, image_length)
         prefix = torch.cat([image_segments, codes.new_full((len(codes), 1), begin_text)], 1)
-        text = network.decode(
-            prefix,
-            self.hparams.max_text_bytes + 1,
-            self.allowed([*self.vocab.text_ids, end_text]),
-            temperature,
-            top_k,
-            derived_generator(generator, self.device),
-            stop_id=end_text,
-            positions=self.positions(torch.ones(1, dtype=torch.bool))[0],
-            bidirectional=self.image_length if self.hparams.prefix_lm else 0,
-        )
+        with self.attention():
+            text = network.decode(
+                prefix,
+                self.hparams.max_text_bytes + 1,
+                self.allowed([*self.vocab.text_ids, end_text]),
+                temperature,
+                top_k,
+                derived_generator(generator, self.device),
+                stop_id=end_text,
+                positions=self.positions(torch.ones(1, dtype=torch.bool))[0],
+                bidirectional=self.image_length if self.hparams.prefix_lm else 0,
+            )
         return [self.vocab.read_text([begin_text, *row]) for row in text.tolist()]
 
     def segment_nll(

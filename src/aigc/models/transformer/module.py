@@ -3,12 +3,10 @@
 import math
 import time
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from aigc.core.conditioning import Condition
 from aigc.core.module import GenerativeModule, Monitor, Progress, derived_generator
@@ -16,20 +14,11 @@ from aigc.core.optim import warmup_schedule, weight_decay_groups
 from aigc.core.samples import Samples
 from aigc.errors import ConfigError, check_positive
 from aigc.models.transformer.network import GPT, check_sampling_args
+from aigc.nn.transformer import AttentionBackends
 from aigc.tokenizers import tokenizer_from_state
 from aigc.utils.log_steps import logs_this_step
 
 Batch = dict[str, torch.Tensor]  # tokens: (B, T + 1) windows; inputs [:, :-1], targets [:, 1:]
-
-
-def attention_kernels(names: Sequence[str]) -> list[SDPBackend]:
-    """Names of ``torch.nn.attention.SDPBackend`` members: ``["math"]`` -> ``[SDPBackend.MATH]``."""
-    backends = {name.lower(): kernel for name, kernel in SDPBackend.__members__.items()}
-    backends.pop("error")
-    unknown = [name for name in names if name.lower() not in backends]
-    if unknown:
-        raise ConfigError(f"unknown attention backends {unknown}; choose from {sorted(backends)}")
-    return [backends[name.lower()] for name in names]
 
 
 class LanguageModel(GenerativeModule):
@@ -94,7 +83,7 @@ class LanguageModel(GenerativeModule):
         self.init_ema(ema_decay)
         if compile:
             self.network.compile()  # in place: parameter names, and so checkpoints, stay the same
-        self.attention_kernels = attention_kernels(attention_backends or [])
+        self.attention = AttentionBackends(attention_backends)
         self._last_logged: tuple[float, int] | None = None  # (time, step) of the last log
 
     @property
@@ -124,10 +113,6 @@ class LanguageModel(GenerativeModule):
         if not ids:
             raise ConfigError("the prompt is empty: give the model at least one character")
         return ids
-
-    def attention(self) -> AbstractContextManager:
-        """Restricts attention to ``model.attention_backends``; PyTorch picks when none are set."""
-        return sdpa_kernel(self.attention_kernels) if self.attention_kernels else nullcontext()
 
     def draw(
         self,
