@@ -13,6 +13,7 @@ Both sides train on the framework's datamodule; the clock runs from the start of
 ``--warmup`` to the end of the last step, so start-up, compilation and warm-up are left out."""
 
 import argparse
+import itertools
 import os
 import platform
 import statistics
@@ -175,9 +176,11 @@ def plain_run(args: argparse.Namespace, variant: Variant) -> Run:
 
 
 def plain_batches(run: Run) -> Iterator[Batch]:
-    """The training batches on the device, through the datamodule's transfer hook."""
-    for batch in run.datamodule.train_dataloader():
-        yield run.datamodule.on_after_batch_transfer(move_data_to_device(batch, run.device), 0)
+    """The training batches on the device, through the datamodule's transfer hook, epoch after
+    epoch (as ``trainer.max_epochs=-1``)."""
+    while True:
+        for batch in run.datamodule.train_dataloader():
+            yield run.datamodule.on_after_batch_transfer(move_data_to_device(batch, run.device), 0)
 
 
 def synchronize(device: torch.device) -> None:
@@ -219,14 +222,13 @@ def plain_rate(args: argparse.Namespace, variant: Variant, family: Family) -> fl
     """Items a second that the timed steps of the family's plain loop train."""
     run = plain_run(args, variant)
     step, items, start = family.plain_step(run, variant), 0, 0.0
-    for index, batch in enumerate(plain_batches(run)):
-        if index == args.steps:
-            break
+    for index, batch in enumerate(itertools.islice(plain_batches(run), args.steps)):
         if index == args.warmup:
             synchronize(run.device)
             start = time.perf_counter()
         step(batch)
-        items += family.items(run.model, batch) if index >= args.warmup else 0
+        if index >= args.warmup:
+            items += family.items(run.model, batch)
     synchronize(run.device)
     return items / (time.perf_counter() - start)
 
