@@ -6,31 +6,17 @@
     python scripts/bench_lm.py --experiment mnist_multimodal --image-tokenizer <vqvae run>
 
 By default it trains the ``experiment=shakespeare_char_cpu`` model (4 layers, 4 heads, 128 wide,
-block 64, batch 12) for a fixed number of steps both ways, alternating rounds so that machine
-noise hits all runs alike. With the text + image model (``--image-tokenizer``), the plain loop
-trains the same GPT on the same rows (captions and the cached image codes, in a random order per
-example, captions dropped as configured), with the same optimizer, schedule and EMA. Achieved
-FLOP/s count 6 FLOPs per parameter per token plus attention, and are set against this machine's
-measured matmul peak in the same precision (MFU).
+block 64, batch 12): the plain loop trains the same GPT with the same optimizer, schedule and
+gradient clipping. With the text + image model (``--image-tokenizer``), the plain loop trains the
+same GPT on the same rows (captions and the cached image codes, in a random order per example,
+captions dropped as configured), with the same optimizer, schedule and EMA, and counts the tokens
+the rows feed (captions cut to their batch's longest; the few more cut when guidance drops a
+caption are left out). The harness (benchlib.py) times both and prints what it measured.
 """
-
-import argparse
-import itertools
-import tempfile
-import time
 
 import torch
 import torch.nn.functional as F
-from benchlib import (
-    PlainLoopClock,
-    Variant,
-    add_common_arguments,
-    build_run,
-    compare_variants,
-    synchronize,
-    trainer_overrides,
-    variants,
-)
+from benchlib import Batch, Family, Run, Step, Variant, main, parser
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from aigc.core.optim import warmup_cosine, weight_decay_groups
@@ -39,76 +25,63 @@ from aigc.models.multimodal.network import TextImageGPT
 from aigc.models.transformer import GPT
 
 
-def overrides(args: argparse.Namespace, variant: Variant) -> list[str]:
-    tokenizer = [f"model.image_tokenizer={args.image_tokenizer}"] if args.image_tokenizer else []
-    experiment = [f"experiment={args.experiment}", *tokenizer]
-    return [*experiment, *trainer_overrides(args), *variant.overrides()]
-
-
-def plain_loop(args: argparse.Namespace, variant: Variant) -> float:
-    """The same model, data and optimizer written out by hand. Returns timed seconds."""
-    with tempfile.TemporaryDirectory() as output_dir:
-        datamodule, lm, trainer = build_run(overrides(args, variant), output_dir)
-    if isinstance(lm, TextImageModel):
-        return plain_text_image_loop(args, variant, datamodule, lm)
-    hp, device = lm.hparams, torch.device(args.device)
-    decay_steps = hp.lr_decay_steps or trainer.max_steps
-    model = GPT(
-        lm.tokenizer.vocab_size,
-        hp.block_size,
+def new_network(
+    cls: type[torch.nn.Module], vocab_size: int, block_size: int, run: Run, variant: Variant
+) -> torch.nn.Module:
+    """A fresh ``cls`` (``GPT`` or ``TextImageGPT``) of the run's sizes, on its device."""
+    hp = run.model.hparams
+    network = cls(
+        vocab_size,
+        block_size,
         hp.n_layer,
         hp.n_head,
         hp.n_embd,
         hp.dropout,
         hp.bias,
         hp.position_encoding,
-    ).to(device)
+    ).to(run.device)
     if variant.compile:
-        model.compile()
+        network.compile()
+    return network
+
+
+def plain_step(run: Run, variant: Variant) -> Step:
+    """The language model's training step written out by hand."""
+    if isinstance(run.model, TextImageModel):
+        return plain_text_image_step(run, variant)
+    lm, hp, device = run.model, run.model.hparams, run.device
+    decay_steps = hp.lr_decay_steps or run.trainer.max_steps
+    model = new_network(GPT, lm.tokenizer.vocab_size, hp.block_size, run, variant)
     params = list(model.parameters())
     groups = weight_decay_groups(params, hp.weight_decay)
     optimizer = torch.optim.AdamW(groups, lr=hp.lr, betas=tuple(hp.betas))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: warmup_cosine(s, hp.warmup_steps, decay_steps, hp.min_lr / hp.lr)
     )
-    scaler = torch.amp.GradScaler(args.device, enabled=variant.precision == "16-mixed")
-    datamodule.setup("fit")
+    scaler = variant.grad_scaler(device)
+    clip = run.trainer.gradient_clip_val
 
-    clock = PlainLoopClock(args)
-    for batch in clock.batches(datamodule.train_dataloader()):
-        tokens = batch["tokens"].to(device, non_blocking=True)
-        x, y = tokens[:, :-1], tokens[:, 1:]
-        with variant.autocast(args.device), lm.attention():  # the framework's attention kernels
+    def step(batch: Batch) -> None:
+        x, y = batch["tokens"][:, :-1], batch["tokens"][:, 1:]
+        with variant.autocast(device), lm.attention():  # the framework's attention kernels
             _, loss = model(x, y)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
-        if trainer.gradient_clip_val:
-            torch.nn.utils.clip_grad_norm_(params, trainer.gradient_clip_val)
+        if clip:
+            torch.nn.utils.clip_grad_norm_(params, clip)
         scaler.step(optimizer)
         scaler.update()
         schedule.step()
-    return clock.seconds()
+
+    return step
 
 
-def plain_text_image_loop(
-    args: argparse.Namespace, variant: Variant, datamodule, model: TextImageModel
-) -> float:
-    """The text + image model's training written out by hand. Returns timed seconds."""
-    hp, device = model.hparams, torch.device(args.device)
-    gpt = model.network.gpt
-    network = TextImageGPT(
-        model.vocab.vocab_size,
-        gpt.block_size,
-        hp.n_layer,
-        hp.n_head,
-        hp.n_embd,
-        hp.dropout,
-        hp.bias,
-        hp.position_encoding,
-    ).to(device)
-    if variant.compile:
-        network.compile()
+def plain_text_image_step(run: Run, variant: Variant) -> Step:
+    """The text + image model's training step written out by hand."""
+    model, hp, device = run.model, run.model.hparams, run.device
+    block_size = model.network.gpt.block_size
+    network = new_network(TextImageGPT, model.vocab.vocab_size, block_size, run, variant)
     ema = None
     if hp.ema_decay:
         ema = AveragedModel(network, multi_avg_fn=get_ema_multi_avg_fn(hp.ema_decay))
@@ -118,20 +91,18 @@ def plain_text_image_loop(
         optimizer, lambda s: min(1.0, (s + 1) / max(1, hp.warmup_steps))
     )
     model.to(device)  # its rows and position ids, which the loop shares
-    datamodule.setup("fit")
-    datamodule.tokenize_images(model.image_tokenizer)
+    run.datamodule.tokenize_images(model.image_tokenizer)
     generator = torch.Generator().manual_seed(0)
     pad = model.vocab.special["pad"]
 
-    clock = PlainLoopClock(args)
-    for batch in clock.batches(datamodule.train_dataloader()):
+    def step(batch: Batch) -> None:
         n = len(batch["text"])
         image_first = torch.rand(n, generator=generator) < hp.image_to_text_prob
         dropped = torch.rand(n, generator=generator) < hp.uncond_prob
         texts = ["" if drop else text for text, drop in zip(batch["text"], dropped, strict=True)]
-        rows = model.rows(texts, batch["codes"].to(device).long(), image_first)
+        rows = model.rows(texts, batch["codes"].long(), image_first)
         targets = rows[:, 1:].masked_fill(rows[:, 1:] == pad, -100)
-        with variant.autocast(args.device):  # the model's position ids and attention mask
+        with variant.autocast(device):  # the model's position ids and attention mask
             logits = model.next_token_logits(network, rows, image_first)
         loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
         optimizer.zero_grad(set_to_none=True)
@@ -140,76 +111,23 @@ def plain_text_image_loop(
         schedule.step()
         if ema is not None:
             ema.update_parameters(network)
-    return clock.seconds()
+
+    return step
 
 
-def text_image_row(datamodule, model: TextImageModel, args: argparse.Namespace) -> float:
-    """The tokens a text + image row feeds in the timed steps, on average: all but its last, its
-    caption segment cut to its batch's longest caption (one that guidance drops cuts a few more,
-    which this leaves out)."""
-    datamodule.setup("fit")
-    batches = itertools.islice(datamodule.train_dataloader(), args.warmup, args.steps)
-    lengths = [model.caption_length(batch["text"]) for batch in batches]
-    return sum(lengths) / len(lengths) + model.image_length - 1
-
-
-def matmul_peak(dtype: torch.dtype, device: str, size: int = 4096, repeats: int = 20) -> float:
-    """FLOP/s of a square matmul on this device (the best of a few timings)."""
-    size = size if device == "cuda" else 1024
-    a = torch.randn(size, size, dtype=dtype, device=device)
-    b = torch.randn(size, size, dtype=dtype, device=device)
-    for _ in range(3):
-        a @ b
-    best = float("inf")
-    for _ in range(5):
-        synchronize(device)
-        start = time.perf_counter()
-        for _ in range(repeats):
-            a @ b
-        synchronize(device)
-        best = min(best, (time.perf_counter() - start) / repeats)
-    return 2 * size**3 / best
-
-
-def flops_per_token(model: GPT, n_layer: int, n_embd: int, block_size: int) -> float:
-    """Forward + backward FLOPs per token: 6 per weight, plus attention scores and mixing."""
-    return 6 * model.num_parameters() + 12 * n_layer * n_embd * block_size
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_common_arguments(parser, steps=250)
-    parser.add_argument("--experiment", default="shakespeare_char_cpu")
-    parser.add_argument(
-        "--image-tokenizer", help="the image tokenizer of the text + image model (a vqvae run)"
-    )
-    args = parser.parse_args()
-
-    with tempfile.TemporaryDirectory() as output_dir:
-        datamodule, lm, _ = build_run(overrides(args, variants(args)[0]), output_dir)
-    gpt = lm.network.gpt if isinstance(lm, TextImageModel) else lm.network
-    hp, block_size, batch_size = lm.hparams, gpt.block_size, datamodule.hparams.batch_size
-    row = text_image_row(datamodule, lm, args) if isinstance(lm, TextImageModel) else block_size
-    tokens = (args.steps - args.warmup) * batch_size * row
-    print(
-        f"GPT {hp.n_layer} layers x {hp.n_embd}, block {block_size}, batch {batch_size}, "
-        f"{args.device} ({torch.get_num_threads()} threads), {args.steps - args.warmup} timed "
-        "steps. Goal: ratio >= 0.95."
-    )
-    medians = compare_variants(args, overrides, plain_loop, tokens, unit="tokens/s")
-
-    per_token = flops_per_token(gpt, hp.n_layer, hp.n_embd, block_size)
-    peaks = {dtype: matmul_peak(dtype, args.device) for dtype in {v.dtype for v in medians}}
-    for variant, (framework, _) in medians.items():
-        achieved, peak = framework * per_token, peaks[variant.dtype]
-        print(
-            f"{variant.name:<15} {achieved / 1e9:10.1f} GFLOP/s of a measured "
-            f"{str(variant.dtype)[6:]} matmul peak of {peak / 1e9:,.0f} GFLOP/s: "
-            f"MFU {achieved / peak:.1%}"
-        )
+def tokens(model, batch: Batch) -> int:
+    """The tokens a batch feeds: all but each row's last."""
+    if isinstance(model, TextImageModel):  # rows cut to the batch's longest caption
+        return len(batch["text"]) * (model.caption_length(batch["text"]) + model.image_length - 1)
+    return batch["tokens"][:, :-1].numel()
 
 
 if __name__ == "__main__":
-    main()
+    cli = parser(__doc__, experiment="shakespeare_char_cpu", steps=250, warmup=30)
+    cli.add_argument(
+        "--image-tokenizer", help="the image tokenizer of the text + image model (a vqvae run)"
+    )
+    args = cli.parse_args()
+    if args.image_tokenizer:
+        args.overrides.append(f"model.image_tokenizer={args.image_tokenizer}")
+    main(args, Family("tokens", tokens, plain_step))
