@@ -1,12 +1,13 @@
-"""Every shell command of README.md runs here on tiny data, or ALLOWED names it with the reason it
-is not run and where it is checked instead.
+"""Every shell command of the docs (README.md, CONTRIBUTING.md and docs/) runs here on tiny data,
+or ALLOWED names it with the reason it is not run and where it is checked instead.
 
-README.md is read when the tests are collected, so a command added to it is tested at once; one
-that no runner here takes and ALLOWED does not name fails. The entry points run in-process on
-their composed config (``aigc.train.main(cfg)`` and its kin) with TINY overrides appended: one
-training step, small models and batches, few samples. The README's placeholders (``<run>``,
-``my_images``, ...) stand for runs trained once in the session and for tiny data in the real
-formats. Each command runs in its own folder, which stands for the user's, with their files.
+The docs are read when the tests are collected, so a command added to them is tested at once; one
+that no runner here takes and ALLOWED does not name fails. A command that several pages give runs
+once. The entry points run in-process on their composed config (``aigc.train.main(cfg)`` and its
+kin) with TINY overrides appended: one training step, small models and batches, few samples.
+The docs' placeholders (``<run>``, ``my_images``, ...) stand for runs trained once in the session
+and for tiny data in the real formats. Each command runs in its own folder, which stands for the
+user's, with their files.
 """
 
 import contextlib
@@ -53,6 +54,8 @@ from aigc.utils.distributed import strategy_for
 from aigc.utils.instantiate import instantiate, instantiate_list, instantiate_model
 
 README = ROOT / "README.md"
+# Every page whose commands run here, README first.
+DOCS = [README, ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").rglob("*.md"))]
 PYTHON = ("python", "python3")
 # Hydra's flags that print something and run nothing.
 HYDRA_FLAGS = ("--help", "--hydra-help", "--cfg", "--info")
@@ -63,6 +66,7 @@ ALLOWED = {
     r"make (train|test)$": "the two set-up commands: CI runs `make test` on a fresh clone "
     "(.ci/run), and test_make_train_trains_a_headline_command checks what `make train` runs",
     r"make test-all$": "the whole suite with its slow tests, too long for the suite itself",
+    r"make lint$": "runs ruff, which CI runs after the tests (.ci/run)",
     r"make tensorboard$": "starts TensorBoard's web server, which runs until it is stopped",
     r"mlflow ui\b": "starts MLflow's web server, which runs until it is stopped",
     r"pip install\b": "installs packages: CI installs the package and all its extras with "
@@ -82,12 +86,13 @@ EXTRAS = {
     r"hparams_search=": "hydra_plugins.hydra_optuna_sweeper",
     r"hydra/launcher=slurm": "hydra_plugins.hydra_submitit_launcher",
 }
-# Placeholders of the README's commands and what stands for them here: a run of that
+# Placeholders of the docs' commands and what stands for them here: a run of that
 # experiment trained in this session (``logs/<experiment>/runs/<run>`` works for any), or data.
 # (Files that commands name by a relative path, book.txt, my_images or seven.png, are in the
 # folder that each command runs in: Session.files.)
 PLACEHOLDERS: dict[str, Callable[["Session"], object]] = {
     "<task>": lambda s: "mnist_dcgan",
+    "logs/train/runs/<run>": lambda s: s.trained("train", "model=gan", "data=mnist"),
     "<run or .ckpt>": lambda s: s.run("mnist_dcgan"),
     "<dcgan run>": lambda s: s.run("mnist_dcgan"),
     "<cdcgan run>": lambda s: s.run("mnist_cdcgan"),
@@ -142,10 +147,11 @@ TINY_SCRIPTS = {
 
 @dataclass(frozen=True)
 class Command:
-    text: str  # as the README gives it: continuation lines joined, the comment left out
+    text: str  # as the page gives it: continuation lines joined, the comment left out
     comment: str  # what its ``# ...`` comment says
     section: str  # the ``## `` heading it is under ("" above the first)
     line: int
+    page: str = "README.md"  # relative to the repository root
 
     @property
     def slug(self) -> str:
@@ -165,8 +171,8 @@ def split_comment(line: str) -> tuple[str, str]:
     return line.rstrip(), ""
 
 
-def readme_commands(markdown: str) -> list[Command]:
-    """The commands of the ```bash blocks, each once, in order; ``a && b`` is two."""
+def readme_commands(markdown: str, page: str = "README.md") -> list[Command]:
+    """The commands of the ```bash blocks of one page, each once, in order; ``a && b`` is two."""
     commands: dict[str, Command] = {}
     fence, section, code, comments, start = None, "", "", [], 0
     for number, line in enumerate(markdown.splitlines(), 1):
@@ -187,12 +193,23 @@ def readme_commands(markdown: str) -> list[Command]:
             code += part[:-1].strip() + " "
             continue
         for text in re.split(r"\s+&&\s+", code + part.strip()):
-            commands.setdefault(text, Command(text, " ".join(comments), section, start))
+            commands.setdefault(text, Command(text, " ".join(comments), section, start, page))
         code, comments = "", []
     return list(commands.values())
 
 
-COMMANDS = readme_commands(README.read_text(encoding="utf-8"))
+def docs_commands(pages: list[Path], root: Path = ROOT) -> list[Command]:
+    """The commands of every page, each once: a command that a later page repeats is left out."""
+    commands: dict[str, Command] = {}
+    for path in pages:
+        page = path.relative_to(root).as_posix()
+        for command in readme_commands(path.read_text(encoding="utf-8"), page):
+            commands.setdefault(command.text, command)
+    return list(commands.values())
+
+
+README_COMMANDS = readme_commands(README.read_text(encoding="utf-8"))
+COMMANDS = docs_commands([page for page in DOCS if page.is_file()])
 
 
 def allowed_reason(text: str) -> str | None:
@@ -211,7 +228,7 @@ class Session:
         verse = "ROMEO:\nBut soft, what light through yonder window breaks?\n\n"
         (self.data_dir / "tinyshakespeare").mkdir()
         (self.data_dir / "tinyshakespeare" / "input.txt").write_text(verse * 200)
-        self.files = root / "files"  # the user's own, named by the README's commands
+        self.files = root / "files"  # the user's own, named by the docs' commands
         text = "Ein Buch, un livre, 一本书, a book.\n" * 60
         for name in ("book.txt", "a.txt", "b.txt", "books/one.txt", "books/more/two.md"):
             (self.files / name).parent.mkdir(parents=True, exist_ok=True)
@@ -436,7 +453,7 @@ def run_entry(
 def run_script(path: str, args: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """``python scripts/<name>.py <args>`` in-process, with its quick settings appended."""
     script = ROOT / path
-    assert script.is_file(), f"README runs {path}, which does not exist"
+    assert script.is_file(), f"the docs run {path}, which does not exist"
     assert script.name in TINY_SCRIPTS, f"add {script.name}'s quick settings to TINY_SCRIPTS"
     if "cuda" in args and not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
@@ -490,7 +507,8 @@ def test_readme_command(
 
 def test_every_allowed_pattern_is_used() -> None:
     for pattern in ALLOWED:
-        assert any(re.match(pattern, c.text) for c in COMMANDS), f"no README command is {pattern}"
+        used = any(re.match(pattern, c.text) for c in COMMANDS)
+        assert used, f"no command in the docs is {pattern}"
 
 
 def test_commands_are_read_whole() -> None:
@@ -505,9 +523,25 @@ def test_commands_are_read_whole() -> None:
     ]
 
 
+def test_a_command_that_several_pages_give_runs_once(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.md", tmp_path / "b.md"
+    first.write_text("```bash\npython train.py\n```\n")
+    second.write_text("## B\n```bash\npython train.py   # again\npython eval.py\n```\n")
+    commands = docs_commands([first, second], root=tmp_path)
+    assert [(c.text, c.page) for c in commands] == [
+        ("python train.py", "a.md"),
+        ("python eval.py", "b.md"),
+    ]
+
+
+def test_every_page_is_read() -> None:
+    pages = {c.page for c in COMMANDS}
+    assert {"README.md", "docs/models/gan.md", "docs/results.md"} <= pages
+
+
 def test_make_train_trains_a_headline_command() -> None:
     """From a fresh clone, `make train` trains what the README's first commands list, and the
-    Quick start says what that is; `make test` runs this suite, which CI runs."""
+    comment of `make train` says what that is; `make test` runs this suite, which CI runs."""
     if shutil.which("make") is None:
         pytest.skip("needs make")
 
@@ -523,9 +557,9 @@ def test_make_train_trains_a_headline_command() -> None:
         return done.stdout
 
     train = recipe("train").splitlines()[-1].split("/bin/")[-1]  # .venv/bin/python train.py ...
-    headline = {c.text: c for c in COMMANDS if not c.section}
-    assert train in headline, f"`make train` runs `{train}`, not a command above Quick start"
-    (make_train,) = [c for c in COMMANDS if c.text == "make train"]
+    headline = {c.text: c for c in README_COMMANDS if not c.section}
+    assert train in headline, f"`make train` runs `{train}`, not a command above the first section"
+    (make_train,) = [c for c in README_COMMANDS if c.text == "make train"]
     assert headline[train].comment in make_train.comment  # e.g. "DCGAN on MNIST"
     cfg = composed("train", shlex.split(train)[2:])
     assert f"{cfg.trainer.max_epochs} epochs" in make_train.comment
