@@ -11,7 +11,7 @@ from conftest import ROOT
 from hydra import compose, initialize_config_dir
 
 from aigc.paths import CONFIG_DIR
-from aigc.utils.help import comments
+from aigc.utils.help import comments, register_resolver
 
 # What each entry point's help must list (GROUP=OPTION or KEY=VALUE), and what it must not.
 LISTS = {
@@ -40,6 +40,7 @@ LISTS = {
 def help_of(entry_point: str, *overrides: str) -> str:
     """The text ``python <entry point>.py <overrides> --help`` prints: Hydra's help template, as
     that entry point's config sets it."""
+    register_resolver()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(entry_point, list(overrides), return_hydra_config=True)
     return cfg.hydra.help.template

@@ -2,6 +2,7 @@
 
 python eval.py ckpt_path=<image generator> data=mnist image.feature_ckpt=<classifier .ckpt>
 python eval.py ckpt_path=<language model> data=shakespeare   # a .ckpt file, run dir or export
+python eval.py --help                                       # its groups and keys
 """
 
 import json

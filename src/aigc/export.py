@@ -4,6 +4,7 @@ checkpoints or a Trainer.
 python export.py ckpt_path=<.ckpt or run dir> output=<folder>   # model.safetensors + config.json
 python export.py ckpt_path=... output=... sampling.ema=false    # the raw weights, not the average
 python export.py ckpt_path=... output=... format=diffusers      # diffusion models: diffusers' files
+python export.py --help                                         # its keys
 """
 
 from pathlib import Path

@@ -5,6 +5,7 @@ python generate.py ckpt_path=... label=7                        # a class-condit
 python generate.py ckpt_path=... prompt="a handwritten seven"   # a text-conditional model
 python generate.py ckpt_path=... prompt="ROMEO:" sampling.temperature=0.8
 python generate.py ckpt_path=... image=seven.png                # a caption (text + image model)
+python generate.py --help                                       # its keys
 """
 
 from pathlib import Path

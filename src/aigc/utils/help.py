@@ -117,5 +117,7 @@ def _help(*, _root_: DictConfig) -> str:
     return render(_root_).replace("$", "$$")
 
 
-if not OmegaConf.has_resolver("aigc.help"):
-    OmegaConf.register_new_resolver("aigc.help", _help)
+def register_resolver() -> None:
+    """Lets the help template of configs/hydra/help/aigc.yaml call ``${aigc.help:}``."""
+    if not OmegaConf.has_resolver("aigc.help"):
+        OmegaConf.register_new_resolver("aigc.help", _help)
