@@ -4,7 +4,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ARGS ?= model=gan data=mnist
 
-.PHONY: install install-dev train test test-all lint format tensorboard clean
+.PHONY: help install install-dev train test test-all lint format tensorboard clean
+.DEFAULT_GOAL := help
+
+help:  ## list these targets
+	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,11 +34,11 @@ test: install-dev  ## fast tests
 test-all: install-dev  ## fast and slow tests
 	$(BIN)/python -m pytest -m ""
 
-lint: install-dev
+lint: install-dev  ## check the code with ruff
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-format: install-dev
+format: install-dev  ## fix what ruff can and format the code
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 

@@ -1,4 +1,4 @@
-"""Export a checkpoint: ``python export.py ckpt_path=<file> out=<folder>``. See README.md."""
+"""Export a checkpoint: ``python export.py ckpt_path=<file> output=<folder>``. See README.md."""
 
 from aigc.export import main
 

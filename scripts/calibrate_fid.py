@@ -27,14 +27,14 @@ def main() -> None:
     parser.add_argument("--cache-dir", default=os.environ.get("AIGC_CACHE_DIR", "./.cache"))
     parser.add_argument("--data", default="mnist")
     parser.add_argument("--blur-sigma", type=float, default=2.0)
-    parser.add_argument("--num-samples", type=int, default=10000)
+    parser.add_argument("--real-images", type=int, default=10000)
     args = parser.parse_args()
 
     network = load_feature_network(args.feature_ckpt)
     datamodule = TorchvisionImageDataModule(args.data, args.data_dir, val_fraction=0.0)
     real = reference_features(network, datamodule, args.cache_dir)
     datamodule.setup("fit")
-    train = datamodule.train_set.subset(torch.arange(args.num_samples))
+    train = datamodule.train_set.subset(torch.arange(args.real_images))
     images = to_signed_unit_range(train.images)
     generator = torch.Generator().manual_seed(0)
     candidates = {

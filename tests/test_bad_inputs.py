@@ -1,6 +1,8 @@
 """Settings and files that cannot work end a run with one clear line, before it trains."""
 
+import importlib
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,3 +90,23 @@ def test_a_full_disk_is_one_line() -> None:
     with pytest.raises(SystemExit) as exit_:
         exit_on_user_error(fill)
     assert exit_.value.code == "error: /logs/run/metrics.json: No space left on device"
+
+
+@pytest.mark.parametrize(
+    ("entry_point", "override", "new"),
+    [
+        ("export", "out=folder", "output=folder"),
+        ("export", "ema=false", "sampling.ema=false"),
+        ("generate", "device=cpu", "accelerator=cpu"),
+        ("evaluate", "device=cuda", "accelerator=cuda"),
+        ("train", "data.val_samples=100", "data.val_images=100"),
+    ],
+)
+def test_a_renamed_key_says_its_new_name_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, entry_point: str, override: str, new: str
+) -> None:
+    monkeypatch.setattr(sys, "argv", [f"{entry_point}.py", "ckpt_path=run", override])
+    with pytest.raises(SystemExit) as exit_:
+        importlib.import_module(f"aigc.{entry_point}").main()
+    old = override.split("=")[0]
+    assert exit_.value.code == f"error: {old} is now called {new.split('=')[0]}: use {new}"

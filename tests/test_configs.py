@@ -67,22 +67,6 @@ def test_cfg_job_prints_composed_config() -> None:
     assert "dataset: cifar10" in result.stdout and "_target_: aigc.models.gan.GAN" in result.stdout
 
 
-def test_help_lists_groups() -> None:
-    result = run("--help")
-    assert result.returncode == 0
-    for group in (
-        "data",
-        "model",
-        "trainer",
-        "callbacks",
-        "logger",
-        "paths",
-        "debug",
-        "experiment",
-    ):
-        assert f"{group}:" in result.stdout
-
-
 def test_unknown_model_group_lists_choices() -> None:
     result = run("model=nope")
     assert result.returncode != 0

@@ -274,7 +274,7 @@ def test_an_unconditional_export_is_a_ddpm_pipeline_that_samples_what_aigc_sampl
 ) -> None:
     run = trained_run(make_cfg, tmp_path, "model.ema_decay=0.5")
     out = tmp_path / "diffusers"
-    export(compose_config("export", f"ckpt_path={run}", f"out={out}", "format=diffusers"))
+    export(compose_config("export", f"ckpt_path={run}", f"output={out}", "format=diffusers"))
     pipeline = DDPMPipeline.from_pretrained(out)  # diffusers itself, from the folder
     model = load_model(run)
     ours = model.sample_from_config({"seed": 3, "num_samples": 2, "sampler": "ddpm", "steps": 4})
@@ -297,7 +297,7 @@ def test_a_conditional_export_holds_the_unet_scheduler_and_prompt_encoder(
         overrides += ["data=mnist_captions", "model.text_encoder.n_embd=16"]
     run = trained_run(make_cfg, tmp_path, *overrides)
     out = tmp_path / "diffusers"
-    export(compose_config("export", f"ckpt_path={run}", f"out={out}", "format=diffusers"))
+    export(compose_config("export", f"ckpt_path={run}", f"output={out}", "format=diffusers"))
     model = load_model(run)
     network = model.generating_network()  # the EMA weights
     scheduler = DDPMScheduler.from_pretrained(out / "scheduler")
@@ -328,10 +328,12 @@ def test_other_families_have_no_diffusers_form(make_cfg, tiny_mnist: Path, tmp_p
 
     run = tmp_path / "gan"
     train(tiny_run(make_cfg, tiny_mnist, "trainer.max_steps=1", "logger=none", output_dir=run))
-    cfg = compose_config("export", f"ckpt_path={run}", f"out={tmp_path / 'x'}", "format=diffusers")
+    cfg = compose_config(
+        "export", f"ckpt_path={run}", f"output={tmp_path / 'x'}", "format=diffusers"
+    )
     with pytest.raises(ConfigError, match="a GAN has no diffusers form; diffusion models do"):
         export(cfg)
-    cfg = compose_config("export", f"ckpt_path={run}", f"out={tmp_path / 'x'}", "format=onnx")
+    cfg = compose_config("export", f"ckpt_path={run}", f"output={tmp_path / 'x'}", "format=onnx")
     with pytest.raises(ConfigError, match="format=onnx; choose aigc or diffusers"):
         export(cfg)
 

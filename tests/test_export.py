@@ -193,8 +193,8 @@ def test_export_entry_point_and_generate_from_its_folder(
     overrides = ("model.conditioning=label", "model.ema_decay=0.5", "trainer.max_steps=2")
     train(tiny_run(make_cfg, tiny_mnist, *overrides, "logger=none", output_dir=run))
     out = tmp_path / "export"
-    # The command line, run in this process: `python export.py ckpt_path=<run> out=<folder>`.
-    monkeypatch.setattr(sys, "argv", ["export.py", f"ckpt_path={run}", f"out={out}"])
+    # The command line, run in this process: `python export.py ckpt_path=<run> output=<folder>`.
+    monkeypatch.setattr(sys, "argv", ["export.py", f"ckpt_path={run}", f"output={out}"])
     main()
     assert f"wrote {out}" in capsys.readouterr().out
 
@@ -208,6 +208,6 @@ def test_export_entry_point_and_generate_from_its_folder(
 
 
 def test_export_of_a_missing_checkpoint_is_one_line(tmp_path: Path) -> None:
-    cfg = compose_config("export", f"ckpt_path={tmp_path / 'none.ckpt'}", f"out={tmp_path}")
+    cfg = compose_config("export", f"ckpt_path={tmp_path / 'none.ckpt'}", f"output={tmp_path}")
     with pytest.raises(CheckpointError, match="does not exist"):
         export(cfg)

@@ -170,6 +170,9 @@ def test_generate_bad_input_for_a_label_model(
         ("prompt=a seven", "is unconditional: it takes no texts"),
         ("sampling.num_samples=0", "num_samples=0: draw at least one sample"),
         ("sampling.ema=true", "keeps no average of its weights"),
+        ("precision=bf16", "precision=bf16 is now called bf16-mixed"),
+        ("precision=16-mixed", "precision=16-mixed needs a CUDA GPU; use bf16-mixed"),
+        ("accelerator=tpu", "accelerator=tpu; choose auto, cpu or gpu"),
     ],
 )
 def test_generate_bad_input_for_an_unconditional_model(
@@ -204,7 +207,7 @@ def test_generate_text_streams_prompt_and_continuation(
         "sampling.max_new_tokens=30",
         "sampling.top_k=5",
         f"output={tmp_path / 'sample'}",
-        "precision=bf16",
+        "precision=bf16-mixed",
     )
     texts = samples.texts
     assert len(texts) == 2 and all(s.startswith("to be") and len(s) == 35 for s in texts)

@@ -203,7 +203,10 @@ def test_text_image_model_on_gpu(
             )
         )
 
-    scores, cpu_scores = scorecard("device=cuda", "precision=bf16"), scorecard("device=cpu")
+    scores, cpu_scores = (
+        scorecard("accelerator=gpu", "precision=bf16-mixed"),
+        scorecard("accelerator=cpu"),
+    )
     for name in ("image_bits_per_dim", "caption_bits_per_byte"):
         assert scores[name] == pytest.approx(cpu_scores[name], rel=2e-2), name
     assert 0 <= scores["heldout/conditional_accuracy"] <= 1

@@ -53,9 +53,9 @@ def test_split_and_order_depend_only_on_seed(tiny_mnist: Path) -> None:
     assert not torch.equal(first[0], first[2])
 
 
-def test_validation_runs_on_the_first_val_samples_images(tiny_mnist: Path) -> None:
+def test_validation_runs_on_the_first_val_images(tiny_mnist: Path) -> None:
     whole = make_datamodule(tiny_mnist)
-    limited = make_datamodule(tiny_mnist, val_samples=20)
+    limited = make_datamodule(tiny_mnist, val_images=20)
     assert len(limited.val_dataloader()) == 2  # batches of 16: 16 + 4 images
     images = torch.cat([batch["image"] for batch in limited.val_dataloader()])
     assert torch.equal(images, whole.val_set.images[:20])

@@ -140,7 +140,7 @@ TINY_SCRIPTS = {
     "bench_diffusion.py": [*BENCH, "--batch-size", "16"],
     "probe_text_encoder.py": ["--steps", "2"],
     "wording_accuracy.py": ["--per-class", "1"],
-    "calibrate_fid.py": ["--num-samples", "16"],
+    "calibrate_fid.py": ["--real-images", "16"],
     "scorecard.py": ["--", *TINY_EVAL],  # eval.py overrides, after its own
 }
 

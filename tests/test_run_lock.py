@@ -50,5 +50,5 @@ def test_the_lock_of_a_killed_run_does_not_block_its_resume(
     log = (run_dir / "train.log").read_text()
     assert f"Finished. Run directory: {run_dir}" in log
     assert f"python generate.py ckpt_path={run_dir}" in log
-    assert f"python export.py ckpt_path={run_dir} out={run_dir / 'export'}" in log
+    assert f"python export.py ckpt_path={run_dir} output={run_dir / 'export'}" in log
     assert f"hydra.run.dir={run_dir} ckpt_path=last" in log

@@ -404,7 +404,7 @@ def test_bad_text_settings_are_one_line(text_file, tmp_path, options, error, mes
 
 def test_training_offsets_are_drawn_as_they_are_used() -> None:
     # A permutation of 10**12 offsets would not fit in memory; these take none per offset.
-    sampler = EpochSeededOffsetSampler(10**12, seed=3, num_samples=10**10)
+    sampler = EpochSeededOffsetSampler(10**12, seed=3, items_per_epoch=10**10)
     first = list(itertools.islice(sampler, 5))
     assert len(sampler) == 10**10 and all(0 <= i < 10**12 for i in first)
     assert list(itertools.islice(sampler, 5)) == first  # the same seed and epoch: the same

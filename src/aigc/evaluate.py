@@ -2,19 +2,20 @@
 
 python eval.py ckpt_path=<image generator> data=mnist image.feature_ckpt=<classifier .ckpt>
 python eval.py ckpt_path=<language model> data=shakespeare   # a .ckpt file, run dir or export
+python eval.py --help                                       # its groups and keys
 """
 
 import json
 from pathlib import Path
 
-import hydra
 import torch
 from omegaconf import DictConfig
 
 from aigc.core.checkpoints import load_model, model_source
 from aigc.errors import ConfigError, exit_on_user_error
 from aigc.metrics import SCORECARDS
-from aigc.paths import CONFIG_DIR, METRICS_FILE
+from aigc.paths import METRICS_FILE
+from aigc.utils.cli import entry_point
 from aigc.utils.runtime import autocast, resolve_device
 
 Scores = dict[str, float | str]
@@ -26,7 +27,7 @@ def evaluate(cfg: DictConfig) -> Scores:
         raise ConfigError(
             "choose the data to evaluate on: data=<config>, e.g. data=mnist or data=shakespeare"
         )
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.accelerator)
     model = load_model(cfg.ckpt_path, device)
     if model.scored_as not in SCORECARDS:
         raise ConfigError(
@@ -55,7 +56,7 @@ def output_path(cfg: DictConfig) -> Path:
     return (source if source.is_dir() else source.parent) / METRICS_FILE
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
+@entry_point("eval", renamed={"device": "accelerator", "data.val_samples": "data.val_images"})
 def main(cfg: DictConfig) -> None:
     exit_on_user_error(lambda: report(evaluate(cfg), output_path(cfg)))
 

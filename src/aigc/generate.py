@@ -5,12 +5,12 @@ python generate.py ckpt_path=... label=7                        # a class-condit
 python generate.py ckpt_path=... prompt="a handwritten seven"   # a text-conditional model
 python generate.py ckpt_path=... prompt="ROMEO:" sampling.temperature=0.8
 python generate.py ckpt_path=... image=seven.png                # a caption (text + image model)
+python generate.py --help                                       # its keys
 """
 
 from pathlib import Path
 from typing import Any
 
-import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -20,7 +20,7 @@ from aigc.core.module import GenerativeModule
 from aigc.core.samples import Samples, TerminalProgress
 from aigc.data.image_folder import read_images
 from aigc.errors import exit_on_user_error
-from aigc.paths import CONFIG_DIR
+from aigc.utils.cli import entry_point
 from aigc.utils.runtime import autocast, resolve_device
 
 
@@ -28,7 +28,7 @@ def generate(cfg: DictConfig) -> tuple[Samples, Path]:
     """Samples as ``cfg.sampling`` says, for ``cfg.label``, ``cfg.prompt`` or ``cfg.image`` (the
     model's own default condition when none is given); saved to ``cfg.output``. Returns them and
     the file."""
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.accelerator)
     model = load_model(cfg.ckpt_path, device, expected=GenerativeModule)
     label, prompt = (_value(cfg.label), _value(cfg.prompt))
     images = read_images(_paths(cfg.image)) if cfg.image is not None else None
@@ -51,7 +51,7 @@ def _paths(value: Any) -> list[str]:
     return [str(p) for p in _value(value)] if OmegaConf.is_list(value) else [str(value)]
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="generate")
+@entry_point("generate", renamed={"device": "accelerator"})
 def main(cfg: DictConfig) -> None:
     samples, path = exit_on_user_error(lambda: generate(cfg))
     if cfg.image is not None:  # captions: show each with its image's file

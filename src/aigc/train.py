@@ -1,7 +1,7 @@
 """Training entry point: compose the config, build data, model, callbacks and loggers, and fit.
 
 python train.py model=gan data=mnist
-python train.py --help          # config groups
+python train.py --help          # config groups and keys
 python train.py --cfg job       # the composed config
 """
 
@@ -11,7 +11,6 @@ import shlex
 import signal
 from pathlib import Path
 
-import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import Timer
@@ -26,7 +25,8 @@ from aigc.callbacks.validation import FinalValidation
 from aigc.core.checkpoints import resolve_ckpt_path
 from aigc.core.module import GenerativeModule
 from aigc.errors import ConfigError, exit_on_user_error
-from aigc.paths import CONFIG_DIR, METRICS_FILE
+from aigc.paths import METRICS_FILE
+from aigc.utils.cli import entry_point
 from aigc.utils.console import quiet_library_notices
 from aigc.utils.distributed import check_launch, strategy_for
 from aigc.utils.instantiate import (
@@ -111,7 +111,7 @@ def next_steps(run: Path, trainer: L.Trainer, model: L.LightningModule) -> str:
         lines.append(f"  sample        python generate.py ckpt_path={run}")
         data = f" data={choices['data']}" if "data" in choices else ""
         lines.append(f"  score         python eval.py ckpt_path={run}{data}")
-    lines.append(f"  export        python export.py ckpt_path={run} out={run / 'export'}")
+    lines.append(f"  export        python export.py ckpt_path={run} output={run / 'export'}")
     # A run held to a time budget (trainer.max_time) resumes with the time it has used.
     timed = any(isinstance(callback, Timer) for callback in trainer.callbacks)
     more = "a longer trainer.max_time" if timed else "more trainer.max_epochs or trainer.max_steps"
@@ -158,7 +158,7 @@ def optimized_value(cfg: DictConfig, metrics: dict[str, float]) -> float | None:
     return metrics[name]
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+@entry_point("train", renamed={"data.val_samples": "data.val_images"})
 def main(cfg: DictConfig) -> float | None:
     with removed_if_failed_empty(Path(cfg.paths.output_dir)):
         return exit_on_user_error(lambda: optimized_value(cfg, train(cfg)))

@@ -91,7 +91,7 @@ class AigcModule(L.LightningModule):
         between raw and averaged weights in models that keep an average; this one keeps none."""
         if ema:
             raise ConfigError(
-                f"ema=true, but this {type(self).__name__} keeps no average of its weights"
+                f"sampling.ema=true, but this {type(self).__name__} keeps no average of its weights"
             )
         return {
             name: tensor
@@ -270,7 +270,8 @@ class GenerativeModule(AigcModule):
         None or True), else the raw ones (``ema=False``, or no average)."""
         if ema and self.ema is None:
             raise ConfigError(
-                "ema=true, but this model keeps no average of its weights (model.ema_decay=null)"
+                "sampling.ema=true, but this model keeps no average of its weights "
+                "(model.ema_decay=null)"
             )
         if self.ema is not None and ema is not False:
             return self.ema.module

@@ -88,7 +88,7 @@ def read_config(folder: Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(
             f"{folder} is not an exported model (it has no {CONFIG_FILE}); write one with "
-            "aigc-export ckpt_path=<run directory or .ckpt> out=<folder>"
+            "aigc-export ckpt_path=<run directory or .ckpt> output=<folder>"
         )
     try:
         config = json.loads(path.read_text(encoding="utf-8"))

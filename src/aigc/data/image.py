@@ -54,7 +54,7 @@ class ImageDataModule(AigcDataModule):
 
     Batches travel to the device as uint8 (4x less to copy) and become float in [-1, 1] there, in
     ``on_after_batch_transfer``. The training split is divided into train/val with a seeded split;
-    validation runs on its first ``val_samples`` images (None: all of them), the same ones at
+    validation runs on its first ``val_images`` images (None: all of them), the same ones at
     every validation. The dataset's own test split (the whole validation split where it has none)
     is the test set.
     Subclasses say what the images are (``image_shape``, ``has_labels``, ``has_texts``,
@@ -64,14 +64,14 @@ class ImageDataModule(AigcDataModule):
     def __init__(
         self,
         val_fraction: float,
-        val_samples: int | None = None,
+        val_images: int | None = None,
         cache_dir: str = ".cache",
         group_by_length: bool = False,
     ) -> None:
         super().__init__()
         if not 0.0 <= val_fraction < 1.0:
             raise ConfigError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
-        check_positive("data", val_samples=val_samples)
+        check_positive("data", val_images=val_images)
         self.train_set: ImageSplit | None = None
         self.val_set: ImageSplit | None = None
         self.test_set: ImageSplit | None = None
@@ -176,8 +176,8 @@ class ImageDataModule(AigcDataModule):
 
     def val_dataloader(self) -> DataLoader:
         val_set = self.val_set
-        if self.hparams.val_samples is not None:
-            val_set = val_set.subset(torch.arange(min(self.hparams.val_samples, len(val_set))))
+        if self.hparams.val_images is not None:
+            val_set = val_set.subset(torch.arange(min(self.hparams.val_images, len(val_set))))
         return self.make_loader(val_set.dataset())
 
     def test_dataloader(self) -> DataLoader:

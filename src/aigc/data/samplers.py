@@ -16,10 +16,10 @@ class _EpochSeeded(Sampler[int]):
     also after a resume), so an interrupted and resumed run sees the same batches as a straight one.
     """
 
-    def __init__(self, num_items: int, seed: int, num_samples: int | None = None) -> None:
+    def __init__(self, num_items: int, seed: int, items_per_epoch: int | None = None) -> None:
         self.num_items = num_items
         self.seed = seed
-        self.num_samples = min(num_samples or num_items, num_items)
+        self.items_per_epoch = min(items_per_epoch or num_items, num_items)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -29,16 +29,16 @@ class _EpochSeeded(Sampler[int]):
         return torch.Generator().manual_seed(self.seed + self.epoch)
 
     def __len__(self) -> int:
-        return self.num_samples
+        return self.items_per_epoch
 
 
 class EpochSeededRandomSampler(_EpochSeeded):
-    """The first ``num_samples`` of a random permutation of ``range(num_items)``, seeded by
-    ``seed + epoch`` (all of it when ``num_samples`` is None)."""
+    """The first ``items_per_epoch`` of a random permutation of ``range(num_items)``, seeded by
+    ``seed + epoch`` (all of it when ``items_per_epoch`` is None)."""
 
     def __iter__(self) -> Iterator[int]:
         order = torch.randperm(self.num_items, generator=self.generator())
-        return iter(order[: self.num_samples].tolist())
+        return iter(order[: self.items_per_epoch].tolist())
 
 
 class EpochSeededLengthGroupedSampler(_EpochSeeded):
@@ -57,15 +57,15 @@ class EpochSeededLengthGroupedSampler(_EpochSeeded):
 
     def __iter__(self) -> Iterator[int]:
         generator = self.generator()
-        order = torch.randperm(self.num_items, generator=generator)[: self.num_samples]
+        order = torch.randperm(self.num_items, generator=generator)[: self.items_per_epoch]
         pools = order.split(self.pool * self.batch_size)
         grouped = torch.cat([p[self.lengths[p].argsort(stable=True)] for p in pools])
-        batches = grouped.view(-1, self.batch_size)  # (num_samples // batch_size, batch_size)
+        batches = grouped.view(-1, self.batch_size)  # (items_per_epoch // batch_size, batch_size)
         return iter(batches[torch.randperm(len(batches), generator=generator)].flatten().tolist())
 
 
 class EpochSeededOffsetSampler(_EpochSeeded):
-    """``num_samples`` items of ``range(num_items)`` drawn at random, each independently (so one
+    """``items_per_epoch`` items of ``range(num_items)`` drawn at random, each independently (so one
     may come twice), seeded by ``seed + epoch``.
 
     They are drawn a block at a time: unlike a permutation, memory stays the same however many
@@ -76,8 +76,8 @@ class EpochSeededOffsetSampler(_EpochSeeded):
 
     def __iter__(self) -> Iterator[int]:
         generator = self.generator()
-        for start in range(0, self.num_samples, self.block):
-            size = min(self.block, self.num_samples - start)
+        for start in range(0, self.items_per_epoch, self.block):
+            size = min(self.block, self.items_per_epoch - start)
             yield from torch.randint(self.num_items, (size,), generator=generator).tolist()
 
 

@@ -65,14 +65,14 @@ class TorchvisionImageDataModule(ImageDataModule):
         captions: str | None = None,
         batch_size: int = 64,
         val_fraction: float = 0.1,
-        val_samples: int | None = None,
+        val_images: int | None = None,
         num_workers: int = 0,
         pin_memory: bool = False,
         seed: int = 0,
         cache_dir: str = ".cache",
         group_by_length: bool = False,
     ) -> None:
-        super().__init__(val_fraction, val_samples, cache_dir, group_by_length)
+        super().__init__(val_fraction, val_images, cache_dir, group_by_length)
         self.check_loader_settings(batch_size, num_workers)
         if dataset not in DATASETS:
             raise ConfigError(

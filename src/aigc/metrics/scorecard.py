@@ -32,7 +32,6 @@ from aigc.models.multimodal import TextImageModel
 from aigc.models.vqvae import VQVAE
 from aigc.models.vqvae.quantizer import CodebookUsage
 from aigc.utils.instantiate import instantiate
-from aigc.utils.runtime import lightning_precision
 
 Scores = dict[str, float | str]
 
@@ -98,7 +97,7 @@ def score_language_model(model: GenerativeModule, cfg: DictConfig, device: torch
     trainer = L.Trainer(
         accelerator=device.type,
         devices=1,
-        precision=lightning_precision(cfg.precision),
+        precision=cfg.precision,
         logger=False,
         enable_checkpointing=False,
         enable_model_summary=False,
