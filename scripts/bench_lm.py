@@ -105,7 +105,6 @@ def plain_text_image_loop(
         hp.n_embd,
         hp.dropout,
         hp.bias,
-        hp.position_encoding,
     ).to(device)
     if variant.compile:
         network.compile()

@@ -35,11 +35,10 @@ class TextImageModel(GenerativeModule):
     probability ``image_to_text_prob`` the image comes first (the model learns to caption), else
     the caption does (it learns to draw); such a prompt is replaced by the empty one with
     probability ``uncond_prob``, which gives the unconditional model that classifier-free
-    guidance contrasts and that draws without a prompt. With learned positions a token's
-    position id is its place in its segment's slot (the caption's slot first, then the image's)
-    whichever segment comes first, so that what the model learns of reading a caption serves
-    writing one, and of images likewise; rotary positions, which see only offsets, give that by
-    themselves and use a row's own places.
+    guidance contrasts and that draws without a prompt. A token's position id is its place in
+    its segment's slot (the caption's slot first, then the image's) whichever segment comes
+    first, so that what the model learns of reading a caption serves writing one, and of images
+    likewise.
 
     No token sees padding, and position ids are those of a row whose caption segment is whole:
     a row's logits are the same however long its batch's captions are. A row thus costs only
@@ -47,24 +46,10 @@ class TextImageModel(GenerativeModule):
     ``data.group_by_length``, makes that short), and prompted and empty-prompted rows, padded to
     one length, run as one batch in guided sampling.
 
-    With ``predict_condition`` false, only a row's second segment is predicted: the first one is
-    the condition (a caption to draw, an image to caption), read and not modelled, so that every
-    image the loss sees is drawn after its caption, or after the empty one for guidance. With
-    ``"image"``, a first segment is predicted only when it is an image: images are learned in
-    both orders, captions only after their images. With ``prefix_lm`` the condition's tokens
-    also see each other (the attention of a prefix LM), and it is never predicted.
-
-    With probability ``distractor_prob`` a prompt (a caption that comes first, in training)
-    gets a made-up word of random letters between two of its words: the model learns to find
-    what a prompt asks for among words it has never seen, rather than to match whole wordings.
-    The word's letters (and the space that joins it) are read and never predicted, so that the
-    captions the model writes have no made-up words; the rest of the prompt is modelled as any.
     With probability ``prompt_shift_prob`` a prompt's position ids move up its slot by a random
     number of places, in training: learned ids would otherwise tie what a word means to the
     places the training wordings put it at, and a wording that puts it elsewhere would not be
     read.
-    ``caption_loss_weight`` weighs every token of a caption after its image that many times any
-    other token in the training loss, so that captioning learns faster at drawing's expense.
 
     The image tokenizer (a ``VQVAE``, frozen) is part of the model: ``image_tokenizer`` names
     its checkpoint when training starts, and its hyperparameters replace the path in this
@@ -86,12 +71,9 @@ class TextImageModel(GenerativeModule):
         n_embd: int = 128,
         dropout: float = 0.0,
         bias: bool = False,
-        position_encoding: str = "learned",
         image_to_text_prob: float = 0.5,
         uncond_prob: float = 0.1,
-        distractor_prob: float = 0.0,
         prompt_shift_prob: float = 0.0,
-        caption_loss_weight: float = 1.0,
         guidance_scale: float = 1.0,
         guidance_interval: Sequence[int] | None = None,
         temperature: float = 1.0,
@@ -107,8 +89,6 @@ class TextImageModel(GenerativeModule):
         attention_backends: Sequence[str] | None = None,
         class_names: Sequence[str] | None = None,
         sample_prompts: Sequence[str] | None = None,
-        predict_condition: bool | str = True,
-        prefix_lm: bool = False,
         compile: bool = False,
     ) -> None:
         super().__init__("text", None, class_names, sample_prompts)
@@ -116,7 +96,6 @@ class TextImageModel(GenerativeModule):
             "model",
             max_text_bytes=max_text_bytes,
             lr=lr,
-            caption_loss_weight=caption_loss_weight,
             n_layer=n_layer,
             n_head=n_head,
             n_embd=n_embd,
@@ -124,17 +103,12 @@ class TextImageModel(GenerativeModule):
         for name, p in (
             ("image_to_text_prob", image_to_text_prob),
             ("uncond_prob", uncond_prob),
-            ("distractor_prob", distractor_prob),
             ("prompt_shift_prob", prompt_shift_prob),
         ):
             if not 0.0 <= p <= 1.0:
                 raise ConfigError(f"model.{name}={p}; choose a value in [0, 1]")
         if lr_decay_steps is not None:
             check_positive("model", lr_decay_steps=lr_decay_steps)
-        if predict_condition not in (True, False, "image"):
-            raise ConfigError(
-                f"model.predict_condition={predict_condition}; choose true, false or image"
-            )
         self.save_hyperparameters()
         self.image_tokenizer = _image_tokenizer(image_tokenizer)
         self.hparams["image_tokenizer"] = dict(self.image_tokenizer.hparams)
@@ -159,7 +133,6 @@ class TextImageModel(GenerativeModule):
             n_embd,
             dropout,
             bias,
-            position_encoding,
         )
         self.init_ema(ema_decay)
         if compile:
@@ -229,33 +202,15 @@ class TextImageModel(GenerativeModule):
         (default: the whole segment); the ids are those of the same tokens in rows of whole
         segments, so that cutting padding changes no logit.
 
-        Learned ids name a token's place in its segment's slot, the same in both orders (the
-        caption's slot first, then the image's), so that what the model learns of captions and of
-        images serves both directions. Rotary positions see only the offsets between tokens,
-        which are the same wherever a segment starts: their ids are a row's own places, so a
-        caption looks back at its image as an image does at its caption."""
+        An id names a token's place in its segment's slot, the same in both orders (the caption's
+        slot first, then the image's), so that what the model learns of captions and of images
+        serves both directions."""
         length = caption_length or self.text_length
         caption = torch.arange(length, device=self.device)
         image = torch.arange(self.image_length, device=self.device)
         text_first = torch.cat([caption, self.text_length + image])
-        if self.hparams.position_encoding == "learned":
-            image_first_ids = torch.cat([self.text_length + image, caption])
-        else:
-            image_first_ids = torch.arange(self.image_length + length, device=self.device)
+        image_first_ids = torch.cat([self.text_length + image, caption])
         return torch.stack([text_first, image_first_ids])[image_first.long().to(self.device)]
-
-    def first_segment(self, image_first: torch.Tensor, caption_length: int) -> torch.Tensor:
-        """The length ``(B,)`` of each row's first segment."""
-        return torch.where(image_first, self.image_length, caption_length)
-
-    def reads_first_segment(self, image_first: torch.Tensor) -> torch.Tensor:
-        """Whether each row's first segment ``(B,)`` is read only, left out of the loss."""
-        hp = self.hparams
-        if hp.prefix_lm or not hp.predict_condition:
-            return torch.ones_like(image_first)
-        if hp.predict_condition == "image":
-            return ~image_first  # a caption that comes first
-        return torch.zeros_like(image_first)
 
     def next_token_logits(
         self,
@@ -267,13 +222,9 @@ class TextImageModel(GenerativeModule):
         """The logits ``(B, T - 1, vocab)`` of every next token of ``rows`` ``(B, T)``, at
         ``positions`` ``(B, T)`` (default: the rows' own, ``positions(image_first)``)."""
         inputs = rows[:, :-1]
-        length = rows.size(1) - self.image_length  # the caption segment's
-        prefix = None
-        if self.hparams.prefix_lm:
-            prefix = self.first_segment(image_first, length).to(rows.device)
-        mask = causal_mask(inputs != self.vocab.special["pad"], prefix)  # (B, T - 1, T - 1)
+        mask = causal_mask(inputs != self.vocab.special["pad"])  # (B, T - 1, T - 1)
         if positions is None:
-            positions = self.positions(image_first, length)
+            positions = self.positions(image_first, rows.size(1) - self.image_length)
         with self.attention():
             return network(inputs, positions[:, :-1], mask)
 
@@ -293,9 +244,7 @@ class TextImageModel(GenerativeModule):
         training: bool = False,
     ) -> torch.Tensor:
         """Cross-entropy of next-token prediction over rows in a random order per example. In
-        ``training``, prompts get made-up words with probability distractor_prob and move up
-        their slot with probability prompt_shift_prob, and captions after their images weigh
-        caption_loss_weight times a token; else a plain mean."""
+        ``training``, prompts move up their slot with probability prompt_shift_prob."""
         hp = self.hparams
         n = len(batch["text"])
         image_first = torch.rand(n, generator=generator) < hp.image_to_text_prob
@@ -303,13 +252,6 @@ class TextImageModel(GenerativeModule):
         dropped = ~image_first & (torch.rand(n, generator=generator) < hp.uncond_prob)
         texts = ["" if drop else text for text, drop in zip(batch["text"], dropped, strict=True)]
         prompts = ~image_first & torch.tensor([bool(text) for text in texts])  # (B,)
-        made_up = None  # (B, text_length): target k of a row whose caption comes first is byte k
-        if training and hp.distractor_prob > 0:
-            made_up = torch.zeros(n, self.text_length, dtype=torch.bool)
-            chosen = prompts & (torch.rand(n, generator=generator) < hp.distractor_prob)
-            for i in chosen.nonzero()[:, 0].tolist():
-                texts[i], span = with_made_up_word(texts[i], hp.max_text_bytes, generator)
-                made_up[i, span] = True
         # The datamodule's cached codes, where it has them (see setup).
         codes = batch["codes"].long() if "codes" in batch else self._codes(batch["image"])
         rows = self.rows(texts, codes, image_first)
@@ -321,25 +263,8 @@ class TextImageModel(GenerativeModule):
             offsets = torch.randint(self.text_length - length + 1, (n,), generator=generator)
             positions[:, :length] += (offsets * shifted).to(positions.device)[:, None]
         targets = rows[:, 1:].masked_fill(rows[:, 1:] == self.vocab.special["pad"], IGNORE)
-        if made_up is not None:  # the made-up words' letters are read, never predicted
-            targets[:, :length].masked_fill_(made_up[:, :length].to(rows.device), IGNORE)
-        # Targets inside a first segment that is only read leave the loss; no branch on the mask,
-        # which would wait for the device every step.
-        read = self.reads_first_segment(image_first).to(rows.device)  # (B,)
-        first = self.first_segment(image_first, length).to(rows.device)
-        place = torch.arange(targets.size(1), device=rows.device)
-        in_first = place[None] < first[:, None] - 1  # (B, T)
-        targets = targets.masked_fill(in_first & read[:, None], IGNORE)
-        weights = (targets != IGNORE).float()  # (B, T)
-        # A caption's one informative byte is a small share of its row's loss.
-        if training and hp.caption_loss_weight != 1:
-            captioning = (image_first.to(rows.device)[:, None] & ~in_first).float()
-            weights *= 1 + (hp.caption_loss_weight - 1) * captioning
         logits = self.next_token_logits(network, rows, image_first, positions)  # (B, T, vocab)
-        loss = F.cross_entropy(
-            logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE, reduction="none"
-        )  # (B * T,)
-        return (loss * weights.flatten()).sum() / weights.sum()
+        return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         loss = self.loss(self.network, batch, self.training_rng, training=True)
@@ -417,7 +342,6 @@ class TextImageModel(GenerativeModule):
         prefixes, allowed = self.image_prefixes(texts, length), self.allowed(self.vocab.image_ids)
         unconditional = self.image_prefixes([""] * n, length) if guided else None
         positions = self.positions(torch.zeros(1, dtype=torch.bool), length)[0]  # caption first
-        bidirectional = length if hp.prefix_lm else 0
         # (k, n, tokens_per_image): the candidates that k calls with best_of=1 would draw
         with self.attention():
             candidates = [
@@ -432,7 +356,6 @@ class TextImageModel(GenerativeModule):
                     unconditional,
                     None if interval is None else tuple(interval),
                     positions=positions,
-                    bidirectional=bidirectional,
                     pad_id=self.vocab.special["pad"],
                 )
                 - self.vocab.image_offset
@@ -498,7 +421,6 @@ class TextImageModel(GenerativeModule):
                 derived_generator(generator, self.device),
                 stop_id=end_text,
                 positions=self.positions(torch.ones(1, dtype=torch.bool))[0],
-                bidirectional=self.image_length if self.hparams.prefix_lm else 0,
             )
         return [self.vocab.read_text([begin_text, *row]) for row in text.tolist()]
 
@@ -562,24 +484,6 @@ class TextImageModel(GenerativeModule):
             betas=tuple(hp.betas),
         )
         return warmup_schedule(optimizer, hp.warmup_steps, hp.lr_decay_steps, hp.min_lr / hp.lr)
-
-
-def with_made_up_word(text: str, max_bytes: int, generator: torch.Generator) -> tuple[str, slice]:
-    """``text`` with a word of 3 to 8 random lowercase letters put before, between or after its
-    words, cut to fit ``max_bytes``, and the bytes of the word and the space that joins it; or
-    ``text`` itself and no bytes, where fewer than 3 letters fit."""
-    room = max_bytes - len(text.encode("utf-8")) - 1  # the word and a space
-    length = min(int(torch.randint(3, 9, (1,), generator=generator)), room)
-    if length < 3:
-        return text, slice(0, 0)
-    letters = torch.randint(26, (length,), generator=generator).tolist()
-    word = "".join(chr(ord("a") + i) for i in letters)
-    words = text.split(" ")
-    at = int(torch.randint(len(words) + 1, (1,), generator=generator))
-    start = len(" ".join(words[:at]).encode("utf-8")) + (at > 0)  # the word's first byte
-    # The space after the word, or before it when it ends the text.
-    span = slice(start, start + length + 1) if at < len(words) else slice(start - 1, start + length)
-    return " ".join([*words[:at], word, *words[at:]]), span
 
 
 def _image_tokenizer(source: str | dict[str, Any]) -> VQVAE:

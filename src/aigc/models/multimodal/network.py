@@ -21,12 +21,9 @@ class TextImageGPT(nn.Module):
         n_embd: int,
         dropout: float = 0.0,
         bias: bool = False,
-        position_encoding: str = "learned",
     ) -> None:
         super().__init__()
-        self.gpt = GPT(
-            vocab_size, block_size, n_layer, n_head, n_embd, dropout, bias, position_encoding
-        )
+        self.gpt = GPT(vocab_size, block_size, n_layer, n_head, n_embd, dropout, bias)
 
     def forward(
         self, idx: Tensor, positions: Tensor | None = None, mask: Tensor | None = None
@@ -48,7 +45,6 @@ class TextImageGPT(nn.Module):
         guidance_interval: tuple[int, int] | None = None,
         stop_id: int | None = None,
         positions: Tensor | None = None,
-        bidirectional: int = 0,
         pad_id: int | None = None,
         use_cache: bool = True,
     ) -> Tensor:
@@ -58,9 +54,8 @@ class TextImageGPT(nn.Module):
         guidance, ``u + guidance_scale * (c - u)``, at the tokens ``guidance_interval``
         ``(first, last)`` (default: all) names, and the conditional ones at the others. Decoding
         stops early once every row has drawn ``stop_id``. ``positions`` ``(T + steps,)`` are the
-        position ids of the prefix and the tokens drawn (default: their places); the first
-        ``bidirectional`` tokens of the prefix see each other (a prefix LM's condition), and
-        prefix tokens ``pad_id`` are seen by none. ``use_cache`` changes only the speed."""
+        position ids of the prefix and the tokens drawn (default: their places), and prefix tokens
+        ``pad_id`` are seen by none. ``use_cache`` changes only the speed."""
         rows = prefix if unconditional is None else torch.cat([prefix, unconditional])
         T = prefix.size(1)
         if positions is None:
@@ -68,13 +63,10 @@ class TextImageGPT(nn.Module):
         caches = [KVCache(self.gpt.block_size) for _ in self.gpt.blocks] if use_cache else None
         real = rows != pad_id if pad_id is not None else torch.ones_like(rows, dtype=torch.bool)
         real = torch.cat([real, real.new_ones(len(rows), steps)], dim=1)  # (R, T + steps)
-        masked = bidirectional > 0 or not bool(real.all())
-        seen = rows.new_full((len(rows),), bidirectional)  # (R,) leading tokens seeing each other
+        masked = not bool(real.all())
 
-        def mask(length: int) -> Tensor | None:  # causal, but for a condition and padding
-            if not masked:
-                return None
-            return causal_mask(real[:, :length], seen if bidirectional else None)
+        def mask(length: int) -> Tensor | None:  # causal, but for padding
+            return causal_mask(real[:, :length]) if masked else None
 
         logits = self.gpt.logits(rows, caches, positions=positions[:T], mask=mask(T))[:, -1]
         drawn: list[Tensor] = []
