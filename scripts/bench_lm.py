@@ -128,10 +128,10 @@ def plain_text_image_loop(
         image_first = torch.rand(n, generator=generator) < hp.image_to_text_prob
         dropped = torch.rand(n, generator=generator) < hp.uncond_prob
         texts = ["" if drop else text for text, drop in zip(batch["text"], dropped, strict=True)]
-        rows = model.rows(texts, batch["codes"].to(device).long(), image_first)
+        rows = model.layout.rows(texts, batch["codes"].to(device).long(), image_first)
         targets = rows[:, 1:].masked_fill(rows[:, 1:] == pad, -100)
-        with variant.autocast(args.device):  # the model's position ids and attention mask
-            logits = model.next_token_logits(network, rows, image_first)
+        with variant.autocast(args.device), model.attention():  # its position ids and mask
+            logits = model.layout.logits(network, rows, image_first)
         loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -148,8 +148,8 @@ def text_image_row(datamodule, model: TextImageModel, args: argparse.Namespace) 
     which this leaves out)."""
     datamodule.setup("fit")
     batches = itertools.islice(datamodule.train_dataloader(), args.warmup, args.steps)
-    lengths = [model.caption_length(batch["text"]) for batch in batches]
-    return sum(lengths) / len(lengths) + model.image_length - 1
+    lengths = [model.layout.caption_length(batch["text"]) for batch in batches]
+    return sum(lengths) / len(lengths) + model.layout.image_length - 1
 
 
 def matmul_peak(dtype: torch.dtype, device: str, size: int = 4096, repeats: int = 20) -> float:

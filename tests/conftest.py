@@ -94,18 +94,22 @@ def guided_draws_with_and_without_cache(model, texts: Sequence[str]) -> list:
     prompts padded to the prompts' length, so that decoding must pass over pads."""
     import torch
 
-    length = model.caption_length(texts)
-    prefix, free = model.image_prefixes(texts), model.image_prefixes([""] * len(texts), length)
+    from aigc.models.multimodal.sampling import allowed
+
+    layout, device = model.layout, model.device
+    length = layout.caption_length(texts)
+    prefix = layout.image_prefixes(texts).to(device)
+    free = layout.image_prefixes([""] * len(texts), length).to(device)
     return [
         model.network.decode(
             prefix,
             model.vocab.tokens_per_image,
-            model.allowed(model.vocab.image_ids),
-            generator=torch.Generator(model.device).manual_seed(0),
+            allowed(model.vocab.vocab_size, model.vocab.image_ids, device),
+            generator=torch.Generator(device).manual_seed(0),
             use_cache=cached,
             guidance_scale=3.0,
             unconditional=free,
-            positions=model.positions(torch.tensor([False]), length)[0],
+            positions=layout.positions(torch.tensor([False]), length)[0].to(device),
             pad_id=model.vocab.special["pad"],
         )
         for cached in (True, False)

@@ -22,6 +22,7 @@ from aigc.errors import CheckpointError, ConfigError
 from aigc.evaluate import evaluate
 from aigc.generate import generate
 from aigc.models.multimodal import TextImageModel
+from aigc.models.multimodal.sampling import allowed
 from aigc.models.vqvae import VQVAE
 from aigc.train import train
 
@@ -39,7 +40,7 @@ def test_rows_put_each_segment_at_the_same_place_in_both_orders() -> None:
     model = tiny_model()
     images = torch.rand(2, 1, 28, 28) * 2 - 1
     codes = model.image_tokenizer.encode(images)
-    rows = model.rows(PAIRS, codes, torch.tensor([False, True]))
+    rows = model.layout.rows(PAIRS, codes, torch.tensor([False, True]))
     special, vocab = model.vocab.special, model.vocab
     # The caption segment is cut to the longest caption (13 bytes + 2); the image's is 49 + 2.
     assert rows.shape == (2, 15 + 51)
@@ -56,11 +57,11 @@ def test_position_ids_name_slots_in_both_orders() -> None:
     places = torch.arange(18 + 51)
     slots = torch.cat([places[18:], places[:18]])  # the image's slot, then the caption's
     model = tiny_model()
-    assert torch.equal(model.positions(order), torch.stack([places, slots]))
+    assert torch.equal(model.layout.positions(order), torch.stack([places, slots]))
     # Caption segments cut to 7 tokens keep their tokens' ids.
     cut = torch.cat([places[:7], places[18:]])
     expected = torch.stack([cut, torch.cat([places[18:], places[:7]])])
-    assert torch.equal(model.positions(order, 7), expected)
+    assert torch.equal(model.layout.positions(order, 7), expected)
 
 
 def test_no_token_sees_padding(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,10 +69,10 @@ def test_no_token_sees_padding(monkeypatch: pytest.MonkeyPatch) -> None:
     codes = model.image_tokenizer.encode(torch.rand(4, 1, 28, 28) * 2 - 1)
     order = torch.tensor([False, True, False, True])
     texts = [*PAIRS, *PAIRS[::-1]]
-    cut = model.rows(texts, codes, order)  # caption segments of 15 tokens
-    monkeypatch.setattr(model, "caption_length", lambda texts: model.text_length)
-    whole = model.rows(texts, codes, order)  # of 18
-    logits = [model.next_token_logits(model.network, rows, order) for rows in (cut, whole)]
+    cut = model.layout.rows(texts, codes, order)  # caption segments of 15 tokens
+    monkeypatch.setattr(model.layout, "caption_length", lambda texts: model.layout.text_length)
+    whole = model.layout.rows(texts, codes, order)  # of 18
+    logits = [model.layout.logits(model.network, rows, order) for rows in (cut, whole)]
     pad = model.vocab.special["pad"]
     assert cut.eq(pad).any()
     for i in range(len(texts)):  # the logits of each row's real tokens (whole rows have more)
@@ -96,13 +97,13 @@ def test_decoding_draws_only_allowed_ids_and_the_cache_changes_nothing() -> None
 
 def test_the_guidance_interval_guides_only_its_image_tokens() -> None:
     model = tiny_model().eval()
-    prefix, free = model.image_prefixes(PAIRS), model.image_prefixes(["", ""], 15)
-    allowed = model.allowed(model.vocab.image_ids)
+    prefix, free = model.layout.image_prefixes(PAIRS), model.layout.image_prefixes(["", ""], 15)
+    image_ids = allowed(model.vocab.vocab_size, model.vocab.image_ids, model.device)
 
     def draw(scale: float, interval: tuple[int, int] | None) -> torch.Tensor:
         generator = torch.Generator().manual_seed(0)
         return model.network.decode(
-            prefix, 49, allowed, generator=generator, guidance_scale=scale,
+            prefix, 49, image_ids, generator=generator, guidance_scale=scale,
             unconditional=free, guidance_interval=interval,
         )  # fmt: skip
 
@@ -135,13 +136,13 @@ def test_best_of_keeps_the_drawing_the_model_captions_likeliest_with_its_prompt(
     generator = torch.Generator().manual_seed(0)  # the same stream draws the k candidates
     plain = [model.sample(2, condition=condition, generator=generator).images for _ in range(3)]
     scored = []  # each candidate's codes (n, 49) and the prompts' NLL as its caption (n,)
-    segment_nll = model.segment_nll
+    segment_nll = model.layout.segment_nll
 
     def recorded(network, codes, texts, image_first):
         scored.append((codes, segment_nll(network, codes, texts, image_first)))
         return scored[-1][1]
 
-    monkeypatch.setattr(model, "segment_nll", recorded)
+    monkeypatch.setattr(model.layout, "segment_nll", recorded)
     generator = torch.Generator().manual_seed(0)
     best = model.sample(2, condition=condition, generator=generator, best_of=3).images
     assert len(scored) == 3
@@ -318,11 +319,11 @@ def test_shifted_prompts_move_up_their_slot_in_training(monkeypatch: pytest.Monk
     # Validation, captions written after their images and empty prompts keep their ids.
     order = torch.tensor([False, False])
     assert (
-        ids_seen(False, image_to_text_prob=0.0) == tiny_model().positions(order, 15)[:, :-1]
+        ids_seen(False, image_to_text_prob=0.0) == tiny_model().layout.positions(order, 15)[:, :-1]
     ).all()
     order = torch.tensor([True, True])
     assert (
-        ids_seen(True, image_to_text_prob=1.0) == tiny_model().positions(order, 15)[:, :-1]
+        ids_seen(True, image_to_text_prob=1.0) == tiny_model().layout.positions(order, 15)[:, :-1]
     ).all()
     empty = {"text": ["", ""], "image": batch["image"]}
     model = tiny_model(uncond_prob=0.0, prompt_shift_prob=1.0, image_to_text_prob=0.0)
