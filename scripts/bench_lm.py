@@ -96,10 +96,9 @@ def plain_text_image_loop(
 ) -> float:
     """The text + image model's training written out by hand. Returns timed seconds."""
     hp, device = model.hparams, torch.device(args.device)
-    gpt = model.network.gpt
     network = TextImageGPT(
         model.vocab.vocab_size,
-        gpt.block_size,
+        model.network.block_size,
         hp.n_layer,
         hp.n_head,
         hp.n_embd,
@@ -188,7 +187,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as output_dir:
         datamodule, lm, _ = build_run(overrides(args, variants(args)[0]), output_dir)
-    gpt = lm.network.gpt if isinstance(lm, TextImageModel) else lm.network
+    gpt = lm.network
     hp, block_size, batch_size = lm.hparams, gpt.block_size, datamodule.hparams.batch_size
     row = text_image_row(datamodule, lm, args) if isinstance(lm, TextImageModel) else block_size
     tokens = (args.steps - args.warmup) * batch_size * row

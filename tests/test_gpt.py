@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from aigc.errors import ConfigError
-from aigc.models.transformer.network import generate, stream
+from aigc.models.transformer.network import stream
 from aigc.nn.gpt import GPT, POSITION_ENCODINGS, sample_token
 
 VOCAB, BLOCK = 17, 16
@@ -23,6 +23,11 @@ def single_thread():
 def tiny_gpt(position_encoding: str = "learned") -> GPT:
     torch.manual_seed(0)
     return GPT(VOCAB, BLOCK, n_layer=2, n_head=2, n_embd=32, position_encoding=position_encoding)
+
+
+def generate(model: GPT, idx: torch.Tensor, max_new_tokens: int, **sampling) -> torch.Tensor:
+    """The prompt ``idx`` (B, T) and the tokens ``stream`` draws after it."""
+    return torch.cat([idx, *stream(model, idx, max_new_tokens, **sampling)], dim=1)
 
 
 def prompt(batch: int = 3, length: int = 4) -> torch.Tensor:
@@ -200,5 +205,5 @@ def test_generation_under_bf16_autocast():
     "bad", [{"temperature": -1.0}, {"top_k": 0}, {"top_p": 0.0}, {"top_p": 1.5}]
 )
 def test_invalid_sampling_arguments_raise(bad):
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError):
         generate(tiny_gpt(), prompt(), 2, **bad)

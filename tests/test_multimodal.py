@@ -22,7 +22,7 @@ from aigc.errors import CheckpointError, ConfigError
 from aigc.evaluate import evaluate
 from aigc.generate import generate
 from aigc.models.multimodal import TextImageModel
-from aigc.models.multimodal.sampling import allowed
+from aigc.models.multimodal.sampling import allowed, decode
 from aigc.models.vqvae import VQVAE
 from aigc.train import train
 
@@ -102,9 +102,9 @@ def test_the_guidance_interval_guides_only_its_image_tokens() -> None:
 
     def draw(scale: float, interval: tuple[int, int] | None) -> torch.Tensor:
         generator = torch.Generator().manual_seed(0)
-        return model.network.decode(
-            prefix, 49, image_ids, generator=generator, guidance_scale=scale,
-            unconditional=free, guidance_interval=interval,
+        return decode(
+            model.network, prefix, 49, 1.0, None, generator, allowed=image_ids,
+            guidance_scale=scale, unconditional=free, guidance_interval=interval,
         )  # fmt: skip
 
     # A large scale, so that the tiny untrained model's guided draws differ from its unguided ones.
@@ -195,7 +195,7 @@ def test_attention_runs_on_the_configured_kernels(backends: list[str] | None, fu
     """Training, drawing (best of k) and captioning all run on model.attention_backends."""
     model = tiny_model(attention_backends=backends).eval()
     seen = []  # whether the fused kernel may run, at each attention call
-    for block in model.network.gpt.blocks:
+    for block in model.network.blocks:
         block.attn.register_forward_pre_hook(
             lambda *_: seen.append(torch.backends.cuda.flash_sdp_enabled())
         )

@@ -83,22 +83,13 @@ class GPT(nn.Module):
         pos: int = 0,
         positions: Tensor | None = None,
         mask: Tensor | None = None,
+        last: bool = False,
     ) -> Tensor:
         """Next-token logits (B, T, vocab) of tokens idx (B, T) at places pos, pos + 1, ...,
         adding their keys and values to ``caches`` (one per block) when given. ``positions``
         ((T,) or (B, T)) gives the tokens other position ids than their places; ``mask``
-        (B, T, pos + T) says which keys each query sees, in place of the causal mask."""
-        return self.lm_head(self._hidden(idx, caches, pos, positions, mask))
-
-    def _hidden(
-        self,
-        idx: Tensor,
-        caches: list[KVCache] | None = None,
-        pos: int = 0,
-        positions: Tensor | None = None,
-        mask: Tensor | None = None,
-    ) -> Tensor:
-        """Final hidden states (B, T, C) of tokens idx (B, T): see `logits`."""
+        (B, T, pos + T) says which keys each query sees, in place of the causal mask. ``last``:
+        only the last token's logits (B, 1, vocab)."""
         T = idx.size(1)
         if pos + T > self.block_size:
             raise ValueError(
@@ -116,7 +107,7 @@ class GPT(nn.Module):
         x = self.drop(x)
         for block, cache in zip(self.blocks, caches or [None] * len(self.blocks), strict=True):
             x = block(x, cache, pos, mask, angles)
-        return self.ln_f(x)
+        return self.lm_head(self.ln_f(x[:, -1:] if last else x))
 
     def decode(
         self,
@@ -166,8 +157,8 @@ class GPT(nn.Module):
                 start = cached if caches is not None else 0
                 ids = None if positions is None else positions[start:n]
                 mask = None if real is None else causal_mask(real)[:, start:]  # (R, n - start, n)
-                h = self._hidden(rows[:, start:], caches, start, ids, mask)[:, -1]
-                logits = self.lm_head(h).float()  # (R, vocab)
+                logits = self.logits(rows[:, start:], caches, start, ids, mask, last=True)
+                logits = logits[:, -1].float()  # (R, vocab)
                 cached = n
                 if unconditional is not None:
                     conditional, free = logits.chunk(2)
@@ -199,13 +190,13 @@ def _eval_mode(module: nn.Module) -> Iterator[None]:
 
 
 def check_sampling_args(temperature: float, top_k: int | None, top_p: float | None) -> None:
-    """Raises ValueError for a temperature, top_k or top_p that `sample_token` cannot draw with."""
+    """Raises ConfigError for a temperature, top_k or top_p that `sample_token` cannot draw with."""
     if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
+        raise ConfigError(f"temperature must be >= 0, got {temperature}")
     if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k must be >= 1, got {top_k}")
+        raise ConfigError(f"top_k must be >= 1, got {top_k}")
     if top_p is not None and not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        raise ConfigError(f"top_p must be in (0, 1], got {top_p}")
 
 
 def sample_token(

@@ -305,10 +305,7 @@ class TextImageModel(GenerativeModule):
         hp = self.hparams
         temperature = hp.temperature if temperature is None else temperature
         top_k = hp.top_k if top_k is None else top_k
-        try:
-            check_sampling_args(temperature, top_k, None)
-        except ValueError as err:
-            raise ConfigError(str(err)) from None
+        check_sampling_args(temperature, top_k, None)
         return temperature, top_k
 
     def _check_interval(self, interval: Sequence[int] | None) -> None:

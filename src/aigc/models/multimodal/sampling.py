@@ -2,6 +2,7 @@
 best-of-k ranking by the model's own captions, and captions written for images."""
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -36,21 +37,19 @@ def draw_images(
     prefixes = layout.image_prefixes(texts, length).to(device)
     unconditional = layout.image_prefixes([""] * n, length).to(device) if guided else None
     positions = layout.positions(torch.zeros(1, dtype=torch.bool), length)[0]  # caption first
+    settings = dict(
+        allowed=allowed(vocab.vocab_size, vocab.image_ids, device),
+        unconditional=unconditional,
+        guidance_scale=guidance_scale,
+        guidance_interval=guidance_interval,
+        positions=positions.to(device),
+        pad_id=vocab.special["pad"],
+    )
     # (k, n, tokens_per_image): the candidates that k calls with best_of=1 would draw
     candidates = torch.stack(
         [
-            network.decode(
-                prefixes,
-                vocab.tokens_per_image,
-                allowed(vocab.vocab_size, vocab.image_ids, device),
-                temperature,
-                top_k,
-                derived_generator(generator, device),
-                guidance_scale,
-                unconditional,
-                None if guidance_interval is None else tuple(guidance_interval),
-                positions=positions.to(device),
-                pad_id=vocab.special["pad"],
+            decode(
+                network, prefixes, vocab.tokens_per_image, temperature, top_k, generator, **settings
             )
             - vocab.image_offset
             for _ in range(best_of if prompted else 1)
@@ -79,17 +78,34 @@ def write_captions(
     vocab = layout.vocab
     begin_text, end_text = vocab.special["begin_text"], vocab.special["end_text"]
     prefix = torch.cat([vocab.image(codes), codes.new_full((len(codes), 1), begin_text)], 1)
-    text = network.decode(
+    text = decode(
+        network,
         prefix,
         layout.max_text_bytes + 1,
-        allowed(vocab.vocab_size, [*vocab.text_ids, end_text], codes.device),
         temperature,
         top_k,
-        derived_generator(generator, codes.device),
+        generator,
+        allowed=allowed(vocab.vocab_size, [*vocab.text_ids, end_text], codes.device),
         stop_id=end_text,
         positions=layout.positions(torch.ones(1, dtype=torch.bool))[0].to(codes.device),
     )
     return [vocab.read_text([begin_text, *row]) for row in text.tolist()]
+
+
+def decode(
+    network: TextImageGPT,
+    prefix: Tensor,
+    steps: int,
+    temperature: float,
+    top_k: int | None,
+    generator: torch.Generator | None,
+    **options: Any,
+) -> Tensor:
+    """The tokens ``(B, <= steps)`` that ``GPT.decode`` draws after ``prefix`` ``(B, T)`` with
+    ``options``, from a device generator seeded by ``generator``."""
+    device_rng = derived_generator(generator, prefix.device)
+    tokens = network.decode(prefix, steps, temperature, top_k, None, device_rng, **options)
+    return torch.cat(list(tokens), dim=1)
 
 
 def allowed(vocab_size: int, ids: Sequence[int], device: torch.device) -> Tensor:

@@ -132,10 +132,7 @@ class LanguageModel(GenerativeModule):
         each as it is written."""
         if max_new_tokens < 1:
             raise ConfigError(f"max_new_tokens={max_new_tokens}: generate at least one token")
-        try:
-            check_sampling_args(temperature, top_k, top_p)
-        except ValueError as err:
-            raise ConfigError(str(err)) from None
+        check_sampling_args(temperature, top_k, top_p)
         device_rng = derived_generator(generator, self.device)
         texts = []
         for number, prompt in enumerate(condition.texts):  # a language model always has a prompt

@@ -9,22 +9,6 @@ from torch import Tensor
 from aigc.nn.gpt import GPT
 
 
-def generate(
-    gpt: GPT,
-    idx: Tensor,
-    max_new_tokens: int,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    use_cache: bool = True,
-    generator: torch.Generator | None = None,
-) -> Tensor:
-    """The prompt idx (B, T) extended by max_new_tokens sampled tokens: (B, T + max_new_tokens).
-    See `stream` for the sampling options."""
-    new = stream(gpt, idx, max_new_tokens, temperature, top_k, top_p, use_cache, generator)
-    return torch.cat([idx, *new], dim=1)
-
-
 def stream(
     gpt: GPT,
     idx: Tensor,
