@@ -109,7 +109,7 @@ def decode(
 
 
 def allowed(vocab_size: int, ids: Sequence[int], device: torch.device) -> Tensor:
-    """The boolean mask ``(vocab_size,)`` of ``ids``, for ``TextImageGPT.decode``."""
+    """The boolean mask ``(vocab_size,)`` of ``ids``, for ``GPT.decode``."""
     mask = torch.zeros(vocab_size, dtype=torch.bool, device=device)
     mask[list(ids)] = True
     return mask
