@@ -22,7 +22,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from aigc.core.optim import warmup_cosine, weight_decay_groups
 from aigc.models.multimodal import TextImageModel
 from aigc.models.multimodal.network import TextImageGPT
-from aigc.models.transformer import GPT
+from aigc.nn.gpt import GPT
 
 
 def new_network(
@@ -38,7 +38,7 @@ def new_network(
         hp.n_embd,
         hp.dropout,
         hp.bias,
-        hp.position_encoding,
+        hp.get("position_encoding", "learned"),  # the text + image model's are learned
     ).to(run.device)
     if variant.compile:
         network.compile()
@@ -80,7 +80,7 @@ def plain_step(run: Run, variant: Variant) -> Step:
 def plain_text_image_step(run: Run, variant: Variant) -> Step:
     """The text + image model's training step written out by hand."""
     model, hp, device = run.model, run.model.hparams, run.device
-    block_size = model.network.gpt.block_size
+    block_size = model.network.block_size
     network = new_network(TextImageGPT, model.vocab.vocab_size, block_size, run, variant)
     ema = None
     if hp.ema_decay:
@@ -100,10 +100,10 @@ def plain_text_image_step(run: Run, variant: Variant) -> Step:
         image_first = torch.rand(n, generator=generator) < hp.image_to_text_prob
         dropped = torch.rand(n, generator=generator) < hp.uncond_prob
         texts = ["" if drop else text for text, drop in zip(batch["text"], dropped, strict=True)]
-        rows = model.rows(texts, batch["codes"].long(), image_first)
+        rows = model.layout.rows(texts, batch["codes"].long(), image_first)
         targets = rows[:, 1:].masked_fill(rows[:, 1:] == pad, -100)
-        with variant.autocast(device):  # the model's position ids and attention mask
-            logits = model.next_token_logits(network, rows, image_first)
+        with variant.autocast(device), model.attention():  # its position ids and mask
+            logits = model.layout.logits(network, rows, image_first)
         loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -118,7 +118,8 @@ def plain_text_image_step(run: Run, variant: Variant) -> Step:
 def tokens(model, batch: Batch) -> int:
     """The tokens a batch feeds: all but each row's last."""
     if isinstance(model, TextImageModel):  # rows cut to the batch's longest caption
-        return len(batch["text"]) * (model.caption_length(batch["text"]) + model.image_length - 1)
+        layout = model.layout
+        return len(batch["text"]) * (layout.caption_length(batch["text"]) + layout.image_length - 1)
     return batch["tokens"][:, :-1].numel()
 
 

@@ -94,19 +94,26 @@ def guided_draws_with_and_without_cache(model, texts: Sequence[str]) -> list:
     prompts padded to the prompts' length, so that decoding must pass over pads."""
     import torch
 
-    length = model.caption_length(texts)
-    prefix, free = model.image_prefixes(texts), model.image_prefixes([""] * len(texts), length)
+    from aigc.models.multimodal.sampling import allowed, decode
+
+    layout, device, vocab = model.layout, model.device, model.vocab
+    length = layout.caption_length(texts)
+    prefix = layout.image_prefixes(texts).to(device)
+    free = layout.image_prefixes([""] * len(texts), length).to(device)
     return [
-        model.network.decode(
+        decode(
+            model.network,
             prefix,
-            model.vocab.tokens_per_image,
-            model.allowed(model.vocab.image_ids),
-            generator=torch.Generator(model.device).manual_seed(0),
+            vocab.tokens_per_image,
+            1.0,
+            None,
+            torch.Generator().manual_seed(0),
+            allowed=allowed(vocab.vocab_size, vocab.image_ids, device),
             use_cache=cached,
             guidance_scale=3.0,
             unconditional=free,
-            positions=model.positions(torch.tensor([False]), length)[0],
-            pad_id=model.vocab.special["pad"],
+            positions=layout.positions(torch.tensor([False]), length)[0].to(device),
+            pad_id=vocab.special["pad"],
         )
         for cached in (True, False)
     ]

@@ -174,8 +174,8 @@ def test_text_image_model_on_gpu(
     texts = ["a one", "the digit two", "", "3"]
     codes = on_cpu.image_tokenizer.encode(images)  # (4, tokens_per_image)
     for image_first in (False, True):
-        expected = on_cpu.segment_nll(on_cpu.network, codes, texts, image_first)
-        got = model.segment_nll(model.network, codes.cuda(), texts, image_first)
+        expected = on_cpu.layout.segment_nll(on_cpu.network, codes, texts, image_first)
+        got = model.layout.segment_nll(model.network, codes.cuda(), texts, image_first)
         torch.testing.assert_close(got.cpu(), expected, rtol=1e-3, atol=1e-3)
     # Drawing with guidance and best-of-2 reranking, and captioning, from CPU inputs.
     generator = torch.Generator().manual_seed(0)

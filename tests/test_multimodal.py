@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 from conftest import (
     TINY_MULTIMODAL,
     compose_config,
@@ -23,10 +22,8 @@ from aigc.errors import CheckpointError, ConfigError
 from aigc.evaluate import evaluate
 from aigc.generate import generate
 from aigc.models.multimodal import TextImageModel
-from aigc.models.multimodal import module as multimodal_module
-from aigc.models.multimodal.module import with_made_up_word
+from aigc.models.multimodal.sampling import allowed, decode
 from aigc.models.vqvae import VQVAE
-from aigc.nn.transformer import causal_mask
 from aigc.train import train
 
 TOKENIZER = dict(image_shape=(1, 28, 28), widths=(8, 8, 8), norm_groups=4, levels=(4, 3))
@@ -43,7 +40,7 @@ def test_rows_put_each_segment_at_the_same_place_in_both_orders() -> None:
     model = tiny_model()
     images = torch.rand(2, 1, 28, 28) * 2 - 1
     codes = model.image_tokenizer.encode(images)
-    rows = model.rows(PAIRS, codes, torch.tensor([False, True]))
+    rows = model.layout.rows(PAIRS, codes, torch.tensor([False, True]))
     special, vocab = model.vocab.special, model.vocab
     # The caption segment is cut to the longest caption (13 bytes + 2); the image's is 49 + 2.
     assert rows.shape == (2, 15 + 51)
@@ -55,36 +52,27 @@ def test_rows_put_each_segment_at_the_same_place_in_both_orders() -> None:
     assert torch.equal(vocab.read_image(rows[1]), codes[1])
 
 
-def test_learned_positions_name_slots_and_rotary_ones_a_rows_places() -> None:
+def test_position_ids_name_slots_in_both_orders() -> None:
     order = torch.tensor([False, True])  # caption first, image first
     places = torch.arange(18 + 51)
     slots = torch.cat([places[18:], places[:18]])  # the image's slot, then the caption's
-    learned = tiny_model(position_encoding="learned").positions(order)
-    assert torch.equal(learned, torch.stack([places, slots]))
-    rotary = tiny_model(position_encoding="rotary").positions(order)
-    assert torch.equal(rotary, torch.stack([places, places]))
+    model = tiny_model()
+    assert torch.equal(model.layout.positions(order), torch.stack([places, slots]))
     # Caption segments cut to 7 tokens keep their tokens' ids.
     cut = torch.cat([places[:7], places[18:]])
-    learned = tiny_model(position_encoding="learned").positions(order, 7)
-    assert torch.equal(learned, torch.stack([cut, torch.cat([places[18:], places[:7]])]))
-    rotary = tiny_model(position_encoding="rotary").positions(order, 7)
-    assert torch.equal(rotary, torch.stack([cut, places[: 51 + 7]]))
+    expected = torch.stack([cut, torch.cat([places[18:], places[:7]])])
+    assert torch.equal(model.layout.positions(order, 7), expected)
 
 
-@pytest.mark.parametrize(
-    ("prefix_lm", "position_encoding"), [(False, "learned"), (True, "learned"), (False, "rotary")]
-)
-def test_no_token_sees_padding(
-    prefix_lm: bool, position_encoding: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    model = tiny_model(prefix_lm=prefix_lm, position_encoding=position_encoding).eval()
+def test_no_token_sees_padding(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = tiny_model().eval()
     codes = model.image_tokenizer.encode(torch.rand(4, 1, 28, 28) * 2 - 1)
     order = torch.tensor([False, True, False, True])
     texts = [*PAIRS, *PAIRS[::-1]]
-    cut = model.rows(texts, codes, order)  # caption segments of 15 tokens
-    monkeypatch.setattr(model, "caption_length", lambda texts: model.text_length)
-    whole = model.rows(texts, codes, order)  # of 18
-    logits = [model.next_token_logits(model.network, rows, order) for rows in (cut, whole)]
+    cut = model.layout.rows(texts, codes, order)  # caption segments of 15 tokens
+    monkeypatch.setattr(model.layout, "caption_length", lambda texts: model.layout.text_length)
+    whole = model.layout.rows(texts, codes, order)  # of 18
+    logits = [model.layout.logits(model.network, rows, order) for rows in (cut, whole)]
     pad = model.vocab.special["pad"]
     assert cut.eq(pad).any()
     for i in range(len(texts)):  # the logits of each row's real tokens (whole rows have more)
@@ -100,11 +88,8 @@ def test_no_token_sees_padding(
     torch.testing.assert_close(alone.images[0], batch.images[0])
 
 
-@pytest.mark.parametrize("position_encoding", ["learned", "rotary"])
-def test_decoding_draws_only_allowed_ids_and_the_cache_changes_nothing(
-    position_encoding: str,
-) -> None:
-    model = tiny_model(position_encoding=position_encoding).eval()
+def test_decoding_draws_only_allowed_ids_and_the_cache_changes_nothing() -> None:
+    model = tiny_model().eval()
     draws = guided_draws_with_and_without_cache(model, PAIRS)
     assert draws[0].shape == (2, 49) and torch.equal(draws[0], draws[1])
     assert all(i in model.vocab.image_ids for i in draws[0].flatten().tolist())
@@ -112,14 +97,14 @@ def test_decoding_draws_only_allowed_ids_and_the_cache_changes_nothing(
 
 def test_the_guidance_interval_guides_only_its_image_tokens() -> None:
     model = tiny_model().eval()
-    prefix, free = model.image_prefixes(PAIRS), model.image_prefixes(["", ""], 15)
-    allowed = model.allowed(model.vocab.image_ids)
+    prefix, free = model.layout.image_prefixes(PAIRS), model.layout.image_prefixes(["", ""], 15)
+    image_ids = allowed(model.vocab.vocab_size, model.vocab.image_ids, model.device)
 
     def draw(scale: float, interval: tuple[int, int] | None) -> torch.Tensor:
         generator = torch.Generator().manual_seed(0)
-        return model.network.decode(
-            prefix, 49, allowed, generator=generator, guidance_scale=scale,
-            unconditional=free, guidance_interval=interval,
+        return decode(
+            model.network, prefix, 49, 1.0, None, generator, allowed=image_ids,
+            guidance_scale=scale, unconditional=free, guidance_interval=interval,
         )  # fmt: skip
 
     # A large scale, so that the tiny untrained model's guided draws differ from its unguided ones.
@@ -151,13 +136,13 @@ def test_best_of_keeps_the_drawing_the_model_captions_likeliest_with_its_prompt(
     generator = torch.Generator().manual_seed(0)  # the same stream draws the k candidates
     plain = [model.sample(2, condition=condition, generator=generator).images for _ in range(3)]
     scored = []  # each candidate's codes (n, 49) and the prompts' NLL as its caption (n,)
-    segment_nll = model.segment_nll
+    segment_nll = model.layout.segment_nll
 
     def recorded(network, codes, texts, image_first):
         scored.append((codes, segment_nll(network, codes, texts, image_first)))
         return scored[-1][1]
 
-    monkeypatch.setattr(model, "segment_nll", recorded)
+    monkeypatch.setattr(model.layout, "segment_nll", recorded)
     generator = torch.Generator().manual_seed(0)
     best = model.sample(2, condition=condition, generator=generator, best_of=3).images
     assert len(scored) == 3
@@ -184,32 +169,15 @@ def test_asked_for_nothing_it_draws_unconditional_images_and_its_grids_show_the_
     assert model.grid_condition() == Condition(texts=PAIRS)
 
 
-@pytest.mark.parametrize(
-    ("prefix_lm", "predict_condition", "position_encoding"),
-    [
-        (False, True, "learned"),
-        (False, False, "learned"),
-        (True, False, "learned"),
-        (False, "image", "rotary"),
-    ],
-)
-def test_a_tiny_model_learns_two_pairs_in_both_directions(
-    prefix_lm: bool, predict_condition: bool | str, position_encoding: str
-) -> None:
-    model = tiny_model(
-        uncond_prob=0.0,
-        prefix_lm=prefix_lm,
-        predict_condition=predict_condition,
-        position_encoding=position_encoding,
-    )
+def test_a_tiny_model_learns_two_pairs_in_both_directions() -> None:
+    model = tiny_model(uncond_prob=0.0)
     torch.manual_seed(1)
     images = torch.rand(2, 1, 28, 28) * 2 - 1
     batch = {"text": PAIRS, "image": images}
     generator = torch.Generator().manual_seed(0)  # each row's order: both directions, at random
     optimizer = torch.optim.AdamW(model.network.parameters(), lr=3e-3)
     model.train()
-    # Predicting second segments only, it learns the images from the drawing rows alone: half.
-    for _ in range(300 if predict_condition or prefix_lm else 500):
+    for _ in range(300):
         loss = model.loss(model.network, batch, generator)
         optimizer.zero_grad()
         loss.backward()
@@ -227,7 +195,7 @@ def test_attention_runs_on_the_configured_kernels(backends: list[str] | None, fu
     """Training, drawing (best of k) and captioning all run on model.attention_backends."""
     model = tiny_model(attention_backends=backends).eval()
     seen = []  # whether the fused kernel may run, at each attention call
-    for block in model.network.gpt.blocks:
+    for block in model.network.blocks:
         block.attn.register_forward_pre_hook(
             lambda *_: seen.append(torch.backends.cuda.flash_sdp_enabled())
         )
@@ -328,82 +296,6 @@ def test_the_tokenizer_stays_frozen_while_the_gpt_trains(make_cfg, tmp_path: Pat
     assert isinstance(scores["caption_example"], str)
 
 
-def test_without_predict_condition_the_loss_is_the_second_segments() -> None:
-    images = torch.rand(2, 1, 28, 28) * 2 - 1
-    order = torch.tensor([False, False])  # image_to_text_prob=0: every row draws
-    losses = {}
-    for predict_condition in (True, False, "image"):
-        model = tiny_model(
-            image_to_text_prob=0.0, uncond_prob=0.0, predict_condition=predict_condition
-        )
-        batch = {"text": PAIRS, "image": images}
-        losses[predict_condition] = model.loss(model.network, batch, torch.Generator())
-    rows = model.rows(PAIRS, model.image_tokenizer.encode(images), order)
-    logits = model.next_token_logits(model.network, rows, order)
-    image = slice(model.caption_length(PAIRS) - 1, None)  # the targets from begin_image on
-    expected = F.cross_entropy(logits[:, image].flatten(0, 1), rows[:, 1:][:, image].flatten())
-    torch.testing.assert_close(losses[False], expected)
-    torch.testing.assert_close(losses["image"], expected)  # a caption first is only read
-    assert not torch.isclose(losses[True], expected)  # with the captions' bytes
-
-
-def test_predict_condition_image_predicts_an_image_that_comes_first() -> None:
-    batch = {"text": PAIRS, "image": torch.rand(2, 1, 28, 28) * 2 - 1}
-    losses = {}
-    for predict_condition in (True, False, "image"):
-        model = tiny_model(
-            image_to_text_prob=1.0, uncond_prob=0.0, predict_condition=predict_condition
-        )
-        losses[predict_condition] = model.loss(model.network, batch, torch.Generator())
-    torch.testing.assert_close(losses["image"], losses[True])  # every row captions
-    assert not torch.isclose(losses[False], losses[True])
-    with pytest.raises(ConfigError, match="predict_condition=text; choose true, false or image"):
-        tiny_model(predict_condition="text")
-
-
-def test_a_made_up_word_goes_between_a_prompts_words_and_fits_its_budget() -> None:
-    generator = torch.Generator().manual_seed(0)
-    for text in ("a handwritten seven", "die Ziffer acht auf Papier", "七"):
-        for _ in range(20):
-            distracted, span = with_made_up_word(text, 48, generator)
-            raw = distracted.encode()
-            word = raw[span].decode().strip()  # the word and the space that joins it
-            assert raw[span].decode() in (word + " ", " " + word)
-            assert 3 <= len(word) <= 8 and word.isascii() and word.islower()
-            assert (raw[: span.start] + raw[span.stop :]).decode() == text
-    assert with_made_up_word("a seven", 10, generator) == ("a seven", slice(0, 0))  # no room
-    assert len(with_made_up_word("a seven", 11, generator)[0]) == 11  # just room for 3 letters
-
-
-def test_a_made_up_word_is_read_and_never_predicted(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(
-        multimodal_module, "with_made_up_word", lambda text, *_: ("zzz " + text, slice(0, 4))
-    )
-    batch = {"text": PAIRS, "image": torch.rand(2, 1, 28, 28) * 2 - 1}
-
-    def loss(training: bool, **kwargs) -> torch.Tensor:
-        model = tiny_model(uncond_prob=0.0, distractor_prob=1.0, max_text_bytes=32, **kwargs)
-        return model.loss(model.network, batch, torch.Generator(), training)
-
-    # Every row draws: its prompt gets the word, whose bytes leave the targets.
-    model = tiny_model(max_text_bytes=32)
-    order = torch.tensor([False, False])
-    codes = model.image_tokenizer.encode(batch["image"])
-    rows = model.rows(["zzz " + text for text in PAIRS], codes, order)
-    targets = rows[:, 1:].clone()
-    targets[:, :4] = -100  # "zzz "
-    targets[targets == model.vocab.special["pad"]] = -100
-    logits = model.next_token_logits(model.network, rows, order)
-    expected = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
-    torch.testing.assert_close(loss(True, image_to_text_prob=0.0), expected)
-    # Validation's prompts, and captions that are written rather than read, get no word.
-    assert not torch.isclose(loss(False, image_to_text_prob=0.0), expected)
-    captioning = dict(image_to_text_prob=1.0)
-    torch.testing.assert_close(loss(True, **captioning), loss(False, **captioning))
-    with pytest.raises(ConfigError, match=r"model.distractor_prob=2; choose a value in \[0, 1\]"):
-        tiny_model(distractor_prob=2)
-
-
 def test_shifted_prompts_move_up_their_slot_in_training(monkeypatch: pytest.MonkeyPatch) -> None:
     batch = {"text": PAIRS, "image": torch.rand(2, 1, 28, 28) * 2 - 1}
     seen = []  # the position ids of every forward pass
@@ -427,11 +319,11 @@ def test_shifted_prompts_move_up_their_slot_in_training(monkeypatch: pytest.Monk
     # Validation, captions written after their images and empty prompts keep their ids.
     order = torch.tensor([False, False])
     assert (
-        ids_seen(False, image_to_text_prob=0.0) == tiny_model().positions(order, 15)[:, :-1]
+        ids_seen(False, image_to_text_prob=0.0) == tiny_model().layout.positions(order, 15)[:, :-1]
     ).all()
     order = torch.tensor([True, True])
     assert (
-        ids_seen(True, image_to_text_prob=1.0) == tiny_model().positions(order, 15)[:, :-1]
+        ids_seen(True, image_to_text_prob=1.0) == tiny_model().layout.positions(order, 15)[:, :-1]
     ).all()
     empty = {"text": ["", ""], "image": batch["image"]}
     model = tiny_model(uncond_prob=0.0, prompt_shift_prob=1.0, image_to_text_prob=0.0)
@@ -454,41 +346,3 @@ def test_only_prompts_are_replaced_by_the_empty_one() -> None:
     )
     drawing = dict(image_to_text_prob=0.0)
     assert not torch.isclose(loss(uncond_prob=1.0, **drawing), loss(uncond_prob=0.0, **drawing))
-
-
-def test_captions_after_their_images_weigh_caption_loss_weight_in_training() -> None:
-    batch = {"text": PAIRS, "image": torch.rand(2, 1, 28, 28) * 2 - 1}
-    model = tiny_model(uncond_prob=0.0, image_to_text_prob=1.0, caption_loss_weight=3.0)
-    order = torch.tensor([True, True])  # every row captions
-    rows = model.rows(PAIRS, model.image_tokenizer.encode(batch["image"]), order)
-    targets = rows[:, 1:].masked_fill(rows[:, 1:] == model.vocab.special["pad"], -100)
-    logits = model.next_token_logits(model.network, rows, order)
-    losses = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")  # (B, T)
-    weights = (targets != -100).float()
-    weights[:, model.image_length - 1 :] *= 3.0  # from the caption's begin_text on
-    expected = (losses * weights).sum() / weights.sum()
-    torch.testing.assert_close(model.loss(model.network, batch, torch.Generator(), True), expected)
-    # Validation's loss stays the plain mean over tokens, whatever the weight.
-    plain = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=-100)
-    torch.testing.assert_close(model.loss(model.network, batch, torch.Generator()), plain)
-    with pytest.raises(ConfigError, match=r"model.caption_loss_weight=0: must be greater than 0"):
-        tiny_model(caption_loss_weight=0)
-
-
-def test_the_prefix_lm_reads_its_condition_whole() -> None:
-    mask = causal_mask(torch.tensor([[1, 1, 1, 1], [1, 1, 0, 1]]).bool(), torch.tensor([2, 0]))
-    assert mask[0].int().tolist() == [[1, 1, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0], [1, 1, 1, 1]]
-    assert mask[1].int().tolist() == [[1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 0, 0], [1, 1, 0, 1]]
-    # A caption's first byte sees its last one (the whole caption is the condition), while the
-    # image's codes still see only what comes before them; a causal model's first byte sees itself.
-    codes = torch.zeros(1, 49, dtype=torch.long)
-    order = torch.tensor([False])
-    for prefix_lm in (True, False):
-        model = tiny_model(prefix_lm=prefix_lm).eval()
-        rows = [model.rows([text], codes, order) for text in ("a one", "a two")]
-        logits = [model.next_token_logits(model.network, row, order) for row in rows]
-        assert torch.allclose(logits[0][:, 0], logits[1][:, 0]) != prefix_lm
-        rows[1][:, -5] += 1  # another code near the end
-        changed = model.next_token_logits(model.network, rows[1], order)
-        kept = rows[1].size(1) - 6
-        torch.testing.assert_close(changed[:, :kept], logits[1][:, :kept])

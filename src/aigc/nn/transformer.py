@@ -183,16 +183,11 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
-def causal_mask(real: Tensor, prefix: Tensor | None = None) -> Tensor:
+def causal_mask(real: Tensor) -> Tensor:
     """The attention mask ``(B, T, T)`` of rows whose tokens ``real`` ``(B, T)`` marks (False:
-    padding, which no query sees): query t sees key s when s <= t, or, with a prefix LM's
-    ``prefix`` ``(B,)``, when both lie in the row's first ``prefix`` tokens, which thus see each
-    other."""
+    padding, which no query sees): query t sees key s when s <= t."""
     place = torch.arange(real.size(1), device=real.device)
     sees = (place[:, None] >= place[None, :])[None]  # (1, T, T)
-    if prefix is not None:
-        inside = place[None, :] < prefix[:, None]  # (B, T)
-        sees = sees | (inside[:, :, None] & inside[:, None, :])
     return sees & real[:, None, :]
 
 

@@ -7,7 +7,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from diffusers.training_utils import compute_snr
 from torch import nn
 
 from aigc.core.conditioning import Condition
@@ -27,9 +26,7 @@ Batch = dict[str, Any]  # image (B, C, H, W) in [-1, 1]; label (B,) or text (B s
 class DiffusionModel(GenerativeModule):
     """DDPM training (Ho et al. 2020): noise each image to a random timestep with the schedule's
     closed form, and regress the network's output on the noise (``prediction_type=epsilon``) or on
-    the velocity (``v_prediction``, Salimans & Ho 2022). With ``snr_gamma``, each image's error
-    is weighted by Min-SNR-gamma (Hang et al. 2023), so that the many nearly clean timesteps,
-    whose targets are easy, stop pulling the network away from the noisy ones that shape digits.
+    the velocity (``v_prediction``, Salimans & Ho 2022).
 
     With a condition, it is replaced by the null condition with probability ``uncond_prob``, so the
     one network also learns the unconditional model that classifier-free guidance (Ho & Salimans
@@ -57,7 +54,6 @@ class DiffusionModel(GenerativeModule):
         num_train_timesteps: int = 1000,
         beta_schedule: str = "linear",
         prediction_type: str = "v_prediction",
-        snr_gamma: float | None = None,
         uncond_prob: float = 0.1,
         sampler: str = "dpm_solver",
         steps: int = 20,
@@ -79,8 +75,6 @@ class DiffusionModel(GenerativeModule):
     ) -> None:
         super().__init__(conditioning, num_classes, class_names, sample_prompts)
         check_positive("model", lr=lr, steps=steps, guidance_scale=guidance_scale)
-        if snr_gamma is not None:
-            check_positive("model", snr_gamma=snr_gamma)
         if lr_decay_steps is not None:
             check_positive("model", lr_decay_steps=lr_decay_steps)
         if not 0.0 <= uncond_prob < 1.0:
@@ -127,21 +121,7 @@ class DiffusionModel(GenerativeModule):
         else:
             target = self.schedule.get_velocity(clean, noise, t)
         context = network.context(self.batch_condition(batch), drop)
-        error = F.mse_loss(network(noisy, t, context).float(), target, reduction="none")
-        error = error.mean(dim=(1, 2, 3))  # (B,)
-        if self.hparams.snr_gamma is not None:
-            error = error * self._min_snr_weight(t)
-        return error.mean()
-
-    def _min_snr_weight(self, t: torch.Tensor) -> torch.Tensor:
-        """Min-SNR-gamma: min(SNR, gamma) / SNR for a noise target, which equals weighting the
-        image estimate's error by min(SNR, gamma); a velocity target's error is SNR + 1 times
-        the image estimate's, so it is divided by that instead."""
-        snr = compute_snr(self.schedule, t)  # (B,)
-        clipped = snr.clamp(max=self.hparams.snr_gamma)
-        if self.schedule.config.prediction_type == "epsilon":
-            return clipped / snr
-        return clipped / (snr + 1)
+        return F.mse_loss(network(noisy, t, context).float(), target)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         loss = self.loss(self.denoiser, batch, self.training_rng, self.hparams.uncond_prob)

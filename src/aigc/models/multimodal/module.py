@@ -6,65 +6,37 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from aigc.core.checkpoints import load_model
 from aigc.core.conditioning import Condition
-from aigc.core.module import GenerativeModule, Monitor, Progress, derived_generator
+from aigc.core.module import GenerativeModule, Monitor, Progress
 from aigc.core.optim import warmup_schedule, weight_decay_groups
 from aigc.core.samples import Samples
 from aigc.errors import ConfigError, check_positive
 from aigc.models.multimodal.network import TextImageGPT
-from aigc.models.transformer.network import check_sampling_args
+from aigc.models.multimodal.objective import Rows
+from aigc.models.multimodal.sampling import draw_images, write_captions
 from aigc.models.vqvae import VQVAE
-from aigc.nn.transformer import AttentionBackends, causal_mask
+from aigc.nn.gpt import check_sampling_args
+from aigc.nn.transformer import AttentionBackends
 from aigc.tokenizers.joint import JointVocabulary
 from aigc.utils.log_steps import logs_this_step
 
 Batch = dict[str, Any]  # image (B, C, H, W) in [-1, 1], text (B strings), maybe codes (B, T)
-IGNORE = -100  # the target of padding: cross-entropy leaves it out
 
 
 class TextImageModel(GenerativeModule):
     """A GPT over the joint vocabulary of UTF-8 bytes and an image tokenizer's codes.
 
-    Every training example is a row of two segments: the caption
-    ``[begin_text, bytes..., end_text, pad...]`` (``max_text_bytes`` bytes at most), padded to
-    the longest caption of its batch, and the image ``[begin_image, codes..., end_image]``. With
-    probability ``image_to_text_prob`` the image comes first (the model learns to caption), else
-    the caption does (it learns to draw); such a prompt is replaced by the empty one with
-    probability ``uncond_prob``, which gives the unconditional model that classifier-free
-    guidance contrasts and that draws without a prompt. With learned positions a token's
-    position id is its place in its segment's slot (the caption's slot first, then the image's)
-    whichever segment comes first, so that what the model learns of reading a caption serves
-    writing one, and of images likewise; rotary positions, which see only offsets, give that by
-    themselves and use a row's own places.
-
-    No token sees padding, and position ids are those of a row whose caption segment is whole:
-    a row's logits are the same however long its batch's captions are. A row thus costs only
-    its batch's longest caption (a datamodule that batches captions of similar length,
-    ``data.group_by_length``, makes that short), and prompted and empty-prompted rows, padded to
-    one length, run as one batch in guided sampling.
-
-    With ``predict_condition`` false, only a row's second segment is predicted: the first one is
-    the condition (a caption to draw, an image to caption), read and not modelled, so that every
-    image the loss sees is drawn after its caption, or after the empty one for guidance. With
-    ``"image"``, a first segment is predicted only when it is an image: images are learned in
-    both orders, captions only after their images. With ``prefix_lm`` the condition's tokens
-    also see each other (the attention of a prefix LM), and it is never predicted.
-
-    With probability ``distractor_prob`` a prompt (a caption that comes first, in training)
-    gets a made-up word of random letters between two of its words: the model learns to find
-    what a prompt asks for among words it has never seen, rather than to match whole wordings.
-    The word's letters (and the space that joins it) are read and never predicted, so that the
-    captions the model writes have no made-up words; the rest of the prompt is modelled as any.
-    With probability ``prompt_shift_prob`` a prompt's position ids move up its slot by a random
-    number of places, in training: learned ids would otherwise tie what a word means to the
-    places the training wordings put it at, and a wording that puts it elsewhere would not be
-    read.
-    ``caption_loss_weight`` weighs every token of a caption after its image that many times any
-    other token in the training loss, so that captioning learns faster at drawing's expense.
+    Every training example is a row of two segments (``objective.Rows``), a caption and an
+    image. With probability ``image_to_text_prob`` the image comes first (the model learns to
+    caption), else the caption does (it learns to draw); such a prompt is replaced by the empty
+    one with probability ``uncond_prob``, which gives the unconditional model that
+    classifier-free guidance contrasts and that draws without a prompt. With probability
+    ``prompt_shift_prob`` a prompt's position ids move up its slot by a random number of places,
+    in training: learned ids would otherwise tie what a word means to the places the training
+    wordings put it at, and a wording that puts it elsewhere would not be read.
 
     The image tokenizer (a ``VQVAE``, frozen) is part of the model: ``image_tokenizer`` names
     its checkpoint when training starts, and its hyperparameters replace the path in this
@@ -86,12 +58,9 @@ class TextImageModel(GenerativeModule):
         n_embd: int = 128,
         dropout: float = 0.0,
         bias: bool = False,
-        position_encoding: str = "learned",
         image_to_text_prob: float = 0.5,
         uncond_prob: float = 0.1,
-        distractor_prob: float = 0.0,
         prompt_shift_prob: float = 0.0,
-        caption_loss_weight: float = 1.0,
         guidance_scale: float = 1.0,
         guidance_interval: Sequence[int] | None = None,
         temperature: float = 1.0,
@@ -107,8 +76,6 @@ class TextImageModel(GenerativeModule):
         attention_backends: Sequence[str] | None = None,
         class_names: Sequence[str] | None = None,
         sample_prompts: Sequence[str] | None = None,
-        predict_condition: bool | str = True,
-        prefix_lm: bool = False,
         compile: bool = False,
     ) -> None:
         super().__init__("text", None, class_names, sample_prompts)
@@ -116,7 +83,6 @@ class TextImageModel(GenerativeModule):
             "model",
             max_text_bytes=max_text_bytes,
             lr=lr,
-            caption_loss_weight=caption_loss_weight,
             n_layer=n_layer,
             n_head=n_head,
             n_embd=n_embd,
@@ -124,17 +90,12 @@ class TextImageModel(GenerativeModule):
         for name, p in (
             ("image_to_text_prob", image_to_text_prob),
             ("uncond_prob", uncond_prob),
-            ("distractor_prob", distractor_prob),
             ("prompt_shift_prob", prompt_shift_prob),
         ):
             if not 0.0 <= p <= 1.0:
                 raise ConfigError(f"model.{name}={p}; choose a value in [0, 1]")
         if lr_decay_steps is not None:
             check_positive("model", lr_decay_steps=lr_decay_steps)
-        if predict_condition not in (True, False, "image"):
-            raise ConfigError(
-                f"model.predict_condition={predict_condition}; choose true, false or image"
-            )
         self.save_hyperparameters()
         self.image_tokenizer = _image_tokenizer(image_tokenizer)
         self.hparams["image_tokenizer"] = dict(self.image_tokenizer.hparams)
@@ -146,20 +107,18 @@ class TextImageModel(GenerativeModule):
         self.vocab = JointVocabulary(
             self.image_tokenizer.vocab_size, self.image_tokenizer.tokens_per_image
         )
+        self.layout = Rows(self.vocab, max_text_bytes)
         self._check_interval(guidance_interval)
-        self.text_length = max_text_bytes + 2  # the caption segment, padded
-        self.image_length = self.vocab.tokens_per_image + 2
         for prompt in self.sample_prompts:  # a prompt too long fails now, not at step 200
-            self.text_segment(prompt)
+            self.layout.text_segment(prompt)
         self.network = TextImageGPT(
             self.vocab.vocab_size,
-            self.text_length + self.image_length,  # position ids: those of whole segments
+            self.layout.block_size,  # position ids: those of whole segments
             n_layer,
             n_head,
             n_embd,
             dropout,
             bias,
-            position_encoding,
         )
         self.init_ema(ema_decay)
         if compile:
@@ -175,108 +134,6 @@ class TextImageModel(GenerativeModule):
         self.image_tokenizer.eval()  # frozen: a learned codebook must not move in training mode
         return self
 
-    def text_segment(self, text: str, length: int | None = None) -> list[int]:
-        """``[begin_text, bytes..., end_text]`` padded to ``length`` tokens (default: the whole
-        caption segment, ``max_text_bytes + 2``)."""
-        ids = self.vocab.text(text)
-        budget = self.hparams.max_text_bytes
-        if len(ids) - 2 > budget:
-            raise ConfigError(
-                f"the text {text!r} is {len(ids) - 2} bytes, more than model.max_text_bytes="
-                f"{budget}"
-            )
-        return ids + [self.vocab.special["pad"]] * ((length or self.text_length) - len(ids))
-
-    @staticmethod
-    def caption_length(texts: Sequence[str]) -> int:
-        """The length of a batch's caption segments: its longest text's bytes, begin and end."""
-        return max(len(text.encode("utf-8")) for text in texts) + 2
-
-    def image_prefixes(
-        self, texts: Sequence[str], caption_length: int | None = None
-    ) -> torch.Tensor:
-        """What an image is drawn after ``(B, caption_length + 1)``: each text's caption segment
-        (default length: the texts' ``caption_length``), then ``begin_image``."""
-        length = caption_length or self.caption_length(texts)
-        begin = self.vocab.special["begin_image"]
-        rows = [[*self.text_segment(text, length), begin] for text in texts]
-        return torch.tensor(rows, device=self.device)
-
-    def rows(
-        self, texts: Sequence[str], codes: torch.Tensor, image_first: torch.Tensor
-    ) -> torch.Tensor:
-        """Training rows ``(B, caption_length + image_length)`` of captions (padded to the
-        longest) and images' codes ``(B, tokens_per_image)``, each in the order ``image_first``
-        ``(B,)`` says."""
-        images = self.vocab.image(codes)  # (B, image_length)
-        length = self.caption_length(texts)
-        captions = [self.text_segment(text, length) for text in texts]
-        captions = torch.tensor(captions, device=codes.device)  # (B, caption_length)
-        first = image_first.to(codes.device)[:, None]  # (B, 1)
-        return torch.where(
-            first, torch.cat([images, captions], dim=1), torch.cat([captions, images], dim=1)
-        )
-
-    def _codes(self, images: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return self.image_tokenizer.encode(images)  # (B, tokens_per_image)
-
-    def positions(
-        self, image_first: torch.Tensor, caption_length: int | None = None
-    ) -> torch.Tensor:
-        """The position ids ``(B, caption_length + image_length)`` of rows in the orders
-        ``image_first`` ``(B,)`` says, whose caption segments are ``caption_length`` long
-        (default: the whole segment); the ids are those of the same tokens in rows of whole
-        segments, so that cutting padding changes no logit.
-
-        Learned ids name a token's place in its segment's slot, the same in both orders (the
-        caption's slot first, then the image's), so that what the model learns of captions and of
-        images serves both directions. Rotary positions see only the offsets between tokens,
-        which are the same wherever a segment starts: their ids are a row's own places, so a
-        caption looks back at its image as an image does at its caption."""
-        length = caption_length or self.text_length
-        caption = torch.arange(length, device=self.device)
-        image = torch.arange(self.image_length, device=self.device)
-        text_first = torch.cat([caption, self.text_length + image])
-        if self.hparams.position_encoding == "learned":
-            image_first_ids = torch.cat([self.text_length + image, caption])
-        else:
-            image_first_ids = torch.arange(self.image_length + length, device=self.device)
-        return torch.stack([text_first, image_first_ids])[image_first.long().to(self.device)]
-
-    def first_segment(self, image_first: torch.Tensor, caption_length: int) -> torch.Tensor:
-        """The length ``(B,)`` of each row's first segment."""
-        return torch.where(image_first, self.image_length, caption_length)
-
-    def reads_first_segment(self, image_first: torch.Tensor) -> torch.Tensor:
-        """Whether each row's first segment ``(B,)`` is read only, left out of the loss."""
-        hp = self.hparams
-        if hp.prefix_lm or not hp.predict_condition:
-            return torch.ones_like(image_first)
-        if hp.predict_condition == "image":
-            return ~image_first  # a caption that comes first
-        return torch.zeros_like(image_first)
-
-    def next_token_logits(
-        self,
-        network: nn.Module,
-        rows: torch.Tensor,
-        image_first: torch.Tensor,
-        positions: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """The logits ``(B, T - 1, vocab)`` of every next token of ``rows`` ``(B, T)``, at
-        ``positions`` ``(B, T)`` (default: the rows' own, ``positions(image_first)``)."""
-        inputs = rows[:, :-1]
-        length = rows.size(1) - self.image_length  # the caption segment's
-        prefix = None
-        if self.hparams.prefix_lm:
-            prefix = self.first_segment(image_first, length).to(rows.device)
-        mask = causal_mask(inputs != self.vocab.special["pad"], prefix)  # (B, T - 1, T - 1)
-        if positions is None:
-            positions = self.positions(image_first, length)
-        with self.attention():
-            return network(inputs, positions[:, :-1], mask)
-
     def setup(self, stage: str) -> None:
         """Before training: the datamodule encodes its images once (cached on disk), rather than
         this model at every batch."""
@@ -285,6 +142,10 @@ class TextImageModel(GenerativeModule):
             self.image_tokenizer.to(self.trainer.strategy.root_device)
             datamodule.tokenize_images(self.image_tokenizer)
 
+    def _codes(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.image_tokenizer.encode(images)  # (B, tokens_per_image)
+
     def loss(
         self,
         network: nn.Module,
@@ -292,54 +153,22 @@ class TextImageModel(GenerativeModule):
         generator: torch.Generator,
         training: bool = False,
     ) -> torch.Tensor:
-        """Cross-entropy of next-token prediction over rows in a random order per example. In
-        ``training``, prompts get made-up words with probability distractor_prob and move up
-        their slot with probability prompt_shift_prob, and captions after their images weigh
-        caption_loss_weight times a token; else a plain mean."""
+        """The objective's cross-entropy on ``batch``; prompts move up their slot only in
+        ``training``."""
         hp = self.hparams
-        n = len(batch["text"])
-        image_first = torch.rand(n, generator=generator) < hp.image_to_text_prob
-        # Only prompts are emptied: an empty caption after an image would teach nothing.
-        dropped = ~image_first & (torch.rand(n, generator=generator) < hp.uncond_prob)
-        texts = ["" if drop else text for text, drop in zip(batch["text"], dropped, strict=True)]
-        prompts = ~image_first & torch.tensor([bool(text) for text in texts])  # (B,)
-        made_up = None  # (B, text_length): target k of a row whose caption comes first is byte k
-        if training and hp.distractor_prob > 0:
-            made_up = torch.zeros(n, self.text_length, dtype=torch.bool)
-            chosen = prompts & (torch.rand(n, generator=generator) < hp.distractor_prob)
-            for i in chosen.nonzero()[:, 0].tolist():
-                texts[i], span = with_made_up_word(texts[i], hp.max_text_bytes, generator)
-                made_up[i, span] = True
         # The datamodule's cached codes, where it has them (see setup).
         codes = batch["codes"].long() if "codes" in batch else self._codes(batch["image"])
-        rows = self.rows(texts, codes, image_first)
-        length = rows.size(1) - self.image_length  # the caption segment's
-        positions = self.positions(image_first, length)  # (B, T)
-        if training and hp.prompt_shift_prob > 0:
-            # A shifted prompt's ids move up its slot, by as much as the batch's longest fits.
-            shifted = prompts & (torch.rand(n, generator=generator) < hp.prompt_shift_prob)
-            offsets = torch.randint(self.text_length - length + 1, (n,), generator=generator)
-            positions[:, :length] += (offsets * shifted).to(positions.device)[:, None]
-        targets = rows[:, 1:].masked_fill(rows[:, 1:] == self.vocab.special["pad"], IGNORE)
-        if made_up is not None:  # the made-up words' letters are read, never predicted
-            targets[:, :length].masked_fill_(made_up[:, :length].to(rows.device), IGNORE)
-        # Targets inside a first segment that is only read leave the loss; no branch on the mask,
-        # which would wait for the device every step.
-        read = self.reads_first_segment(image_first).to(rows.device)  # (B,)
-        first = self.first_segment(image_first, length).to(rows.device)
-        place = torch.arange(targets.size(1), device=rows.device)
-        in_first = place[None] < first[:, None] - 1  # (B, T)
-        targets = targets.masked_fill(in_first & read[:, None], IGNORE)
-        weights = (targets != IGNORE).float()  # (B, T)
-        # A caption's one informative byte is a small share of its row's loss.
-        if training and hp.caption_loss_weight != 1:
-            captioning = (image_first.to(rows.device)[:, None] & ~in_first).float()
-            weights *= 1 + (hp.caption_loss_weight - 1) * captioning
-        logits = self.next_token_logits(network, rows, image_first, positions)  # (B, T, vocab)
-        loss = F.cross_entropy(
-            logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE, reduction="none"
-        )  # (B * T,)
-        return (loss * weights.flatten()).sum() / weights.sum()
+        shift = hp.prompt_shift_prob if training else 0.0
+        with self.attention():
+            return self.layout.loss(
+                network,
+                batch["text"],
+                codes,
+                generator,
+                hp.image_to_text_prob,
+                hp.uncond_prob,
+                shift,
+            )
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         loss = self.loss(self.network, batch, self.training_rng, training=True)
@@ -385,11 +214,9 @@ class TextImageModel(GenerativeModule):
         top_k: int | None = None,
         best_of: int | None = None,
     ) -> Samples:
-        """Images for prompts: each prompt's caption segment, then image codes drawn one by one
-        (no condition, or the empty prompt "", draws from the unconditional model). With
-        ``best_of`` k > 1, k images are drawn for each prompt, and kept is the one for which the
-        model finds the prompt the likeliest caption. For images: their captions, greedy unless
-        a ``temperature`` is given."""
+        """Images for prompts (no condition, or the empty prompt "", draws from the
+        unconditional model; see ``sampling.draw_images``). For images: their captions, greedy
+        unless a ``temperature`` is given."""
         if condition is None:
             condition = Condition(texts=[""] * n)
         if condition.images is not None:
@@ -411,46 +238,20 @@ class TextImageModel(GenerativeModule):
         if best_of < 1:
             raise ConfigError(f"best_of={best_of}: draw at least 1 image per prompt")
         texts = list(condition.texts)
-        prompted = any(texts)  # else there is nothing to guide away from, nor to rank by
-        guided = guidance_scale != 1.0 and prompted
-        length = self.caption_length(texts)  # of the caption segments, cut to the longest
-        prefixes, allowed = self.image_prefixes(texts, length), self.allowed(self.vocab.image_ids)
-        unconditional = self.image_prefixes([""] * n, length) if guided else None
-        positions = self.positions(torch.zeros(1, dtype=torch.bool), length)[0]  # caption first
-        bidirectional = length if hp.prefix_lm else 0
-        # (k, n, tokens_per_image): the candidates that k calls with best_of=1 would draw
         with self.attention():
-            candidates = [
-                network.decode(
-                    prefixes,
-                    self.vocab.tokens_per_image,
-                    allowed,
-                    temperature,
-                    top_k,
-                    derived_generator(generator, self.device),
-                    guidance_scale,
-                    unconditional,
-                    None if interval is None else tuple(interval),
-                    positions=positions,
-                    bidirectional=bidirectional,
-                    pad_id=self.vocab.special["pad"],
-                )
-                - self.vocab.image_offset
-                for _ in range(best_of if prompted else 1)
-            ]
-        candidates = torch.stack(candidates)
-        best = torch.zeros(n, dtype=torch.long, device=candidates.device)
-        if len(candidates) > 1:
-            # The prompt's likelihood as each candidate's caption, log p(text | image): the
-            # model's own reading of its drawings. Unprompted rows keep their first candidate.
-            nll = torch.stack(
-                [self.segment_nll(network, c, texts, image_first=True) for c in candidates]
+            images = draw_images(
+                network,
+                self.layout,
+                self.image_tokenizer,
+                texts,
+                generator,
+                guidance_scale,
+                interval,
+                temperature,
+                top_k,
+                best_of,
             )
-            unprompted = torch.tensor([not t for t in texts], device=nll.device)
-            best = nll.argmin(0).masked_fill(unprompted, 0)  # (n,)
-        codes = candidates[best, torch.arange(n, device=best.device)]  # (n, tokens_per_image)
-        images = self.image_tokenizer.decode(codes)
-        return Samples(images=images.float().cpu(), captions=texts if prompted else None)
+        return Samples(images=images.float().cpu(), captions=texts if any(texts) else None)
 
     def caption(
         self,
@@ -484,40 +285,9 @@ class TextImageModel(GenerativeModule):
                 f"model reads {self.image_tokenizer.image_shape}"
             )
         temperature, top_k = self._sampling(temperature, top_k)
-        begin_text, end_text = self.vocab.special["begin_text"], self.vocab.special["end_text"]
         codes = self.image_tokenizer.encode(images.to(self.device))
-        image_segments = self.vocab.image(codes)  # (B, image_length)
-        prefix = torch.cat([image_segments, codes.new_full((len(codes), 1), begin_text)], 1)
         with self.attention():
-            text = network.decode(
-                prefix,
-                self.hparams.max_text_bytes + 1,
-                self.allowed([*self.vocab.text_ids, end_text]),
-                temperature,
-                top_k,
-                derived_generator(generator, self.device),
-                stop_id=end_text,
-                positions=self.positions(torch.ones(1, dtype=torch.bool))[0],
-                bidirectional=self.image_length if self.hparams.prefix_lm else 0,
-            )
-        return [self.vocab.read_text([begin_text, *row]) for row in text.tolist()]
-
-    def segment_nll(
-        self, network: nn.Module, codes: torch.Tensor, texts: Sequence[str], image_first: bool
-    ) -> torch.Tensor:
-        """The negative log-likelihood in nats ``(B,)`` of each row's second segment: of the
-        images' codes ``(B, tokens_per_image)`` after the captions ``texts``, or with
-        ``image_first`` of the captions' bytes and their end after the images."""
-        order = torch.full((len(texts),), image_first)
-        rows = self.rows(texts, codes, order)
-        targets = rows[:, 1:]
-        kept = self.vocab.text_ids if image_first else self.vocab.image_ids
-        scored = torch.isin(targets, torch.tensor(list(kept), device=targets.device))
-        if image_first:  # a caption's end is part of its likelihood
-            scored |= targets == self.vocab.special["end_text"]
-        logits = self.next_token_logits(network, rows, order)  # (B, T, vocab)
-        nll = F.cross_entropy(logits.transpose(1, 2).float(), targets, reduction="none")  # (B, T)
-        return (nll * scored).sum(1)
+            return write_captions(network, self.layout, codes, generator, temperature, top_k)
 
     def nll_sums(self, images: torch.Tensor, texts: Sequence[str]) -> tuple[float, float, int]:
         """Negative log-likelihoods in nats, summed over a batch: of the images' codes after the
@@ -525,8 +295,9 @@ class TextImageModel(GenerativeModule):
         captions' bytes. Divided by pixels and bytes they give bits per dimension and per byte."""
         network = self.generating_network()
         codes = self._codes(images)  # encoded once for both directions
-        image_nll = self.segment_nll(network, codes, [""] * len(texts), image_first=False)
-        caption_nll = self.segment_nll(network, codes, texts, image_first=True)
+        with self.attention():
+            image_nll = self.layout.segment_nll(network, codes, [""] * len(texts), False)
+            caption_nll = self.layout.segment_nll(network, codes, texts, True)
         num_bytes = sum(len(text.encode("utf-8")) for text in texts)
         return float(image_nll.sum()), float(caption_nll.sum()), num_bytes
 
@@ -534,10 +305,7 @@ class TextImageModel(GenerativeModule):
         hp = self.hparams
         temperature = hp.temperature if temperature is None else temperature
         top_k = hp.top_k if top_k is None else top_k
-        try:
-            check_sampling_args(temperature, top_k, None)
-        except ValueError as err:
-            raise ConfigError(str(err)) from None
+        check_sampling_args(temperature, top_k, None)
         return temperature, top_k
 
     def _check_interval(self, interval: Sequence[int] | None) -> None:
@@ -548,12 +316,6 @@ class TextImageModel(GenerativeModule):
                 f"0 <= first <= last (an image's tokens are 0 to {last})"
             )
 
-    def allowed(self, ids: Sequence[int]) -> torch.Tensor:
-        """The boolean mask ``(vocab,)`` of ``ids``, for ``TextImageGPT.decode``."""
-        allowed = torch.zeros(self.vocab.vocab_size, dtype=torch.bool, device=self.device)
-        allowed[list(ids)] = True
-        return allowed
-
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
         optimizer = torch.optim.AdamW(
@@ -562,24 +324,6 @@ class TextImageModel(GenerativeModule):
             betas=tuple(hp.betas),
         )
         return warmup_schedule(optimizer, hp.warmup_steps, hp.lr_decay_steps, hp.min_lr / hp.lr)
-
-
-def with_made_up_word(text: str, max_bytes: int, generator: torch.Generator) -> tuple[str, slice]:
-    """``text`` with a word of 3 to 8 random lowercase letters put before, between or after its
-    words, cut to fit ``max_bytes``, and the bytes of the word and the space that joins it; or
-    ``text`` itself and no bytes, where fewer than 3 letters fit."""
-    room = max_bytes - len(text.encode("utf-8")) - 1  # the word and a space
-    length = min(int(torch.randint(3, 9, (1,), generator=generator)), room)
-    if length < 3:
-        return text, slice(0, 0)
-    letters = torch.randint(26, (length,), generator=generator).tolist()
-    word = "".join(chr(ord("a") + i) for i in letters)
-    words = text.split(" ")
-    at = int(torch.randint(len(words) + 1, (1,), generator=generator))
-    start = len(" ".join(words[:at]).encode("utf-8")) + (at > 0)  # the word's first byte
-    # The space after the word, or before it when it ends the text.
-    span = slice(start, start + length + 1) if at < len(words) else slice(start - 1, start + length)
-    return " ".join([*words[:at], word, *words[at:]]), span
 
 
 def _image_tokenizer(source: str | dict[str, Any]) -> VQVAE:

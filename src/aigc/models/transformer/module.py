@@ -13,7 +13,8 @@ from aigc.core.module import GenerativeModule, Monitor, Progress, derived_genera
 from aigc.core.optim import warmup_schedule, weight_decay_groups
 from aigc.core.samples import Samples
 from aigc.errors import ConfigError, check_positive
-from aigc.models.transformer.network import GPT, check_sampling_args
+from aigc.models.transformer.network import stream
+from aigc.nn.gpt import GPT, check_sampling_args
 from aigc.nn.transformer import AttentionBackends
 from aigc.tokenizers import tokenizer_from_state
 from aigc.utils.log_steps import logs_this_step
@@ -131,19 +132,22 @@ class LanguageModel(GenerativeModule):
         each as it is written."""
         if max_new_tokens < 1:
             raise ConfigError(f"max_new_tokens={max_new_tokens}: generate at least one token")
-        try:
-            check_sampling_args(temperature, top_k, top_p)
-        except ValueError as err:
-            raise ConfigError(str(err)) from None
+        check_sampling_args(temperature, top_k, top_p)
         device_rng = derived_generator(generator, self.device)
         texts = []
         for number, prompt in enumerate(condition.texts):  # a language model always has a prompt
             tokens = [torch.tensor([self.encode_prompt(prompt)], device=self.device)]  # (1, T)
             with self.attention():
-                stream = network.stream(
-                    tokens[0], max_new_tokens, temperature, top_k, top_p, generator=device_rng
+                new = stream(
+                    network,
+                    tokens[0],
+                    max_new_tokens,
+                    temperature,
+                    top_k,
+                    top_p,
+                    generator=device_rng,
                 )
-                for step, token in enumerate(stream, start=1):  # token: (1, 1)
+                for step, token in enumerate(new, start=1):  # token: (1, 1)
                     tokens.append(token)
                     if progress is not None:
                         partial = Samples(texts=[self._decode(tokens)], captions=[prompt])
