@@ -6,10 +6,12 @@ ARG TORCH_INDEX=""
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY configs ./configs
 COPY src ./src
 COPY train.py generate.py eval.py export.py ./
 COPY scripts ./scripts
-# The configs travel inside the package, so a plain (non-editable) install finds them.
+# The configs travel inside the package (src/aigc/configs links to configs/), so a plain
+# (non-editable) install finds them.
 RUN if [ -n "$TORCH_INDEX" ]; then \
         pip install --no-cache-dir torch torchvision --index-url "$TORCH_INDEX"; \
     fi \

@@ -48,7 +48,7 @@ def entry_points() -> list[str]:
 def test_the_image_holds_what_the_entry_points_and_install_need() -> None:
     sources = copied()
     assert {"train.py", "generate.py", "eval.py", "export.py"} <= set(entry_points())
-    needed = {"pyproject.toml", "README.md", "src", "scripts", *entry_points()}
+    needed = {"pyproject.toml", "README.md", "configs", "src", "scripts", *entry_points()}
     assert needed <= sources
     for source in sources:
         assert (ROOT / source).exists(), source

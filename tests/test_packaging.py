@@ -1,4 +1,5 @@
-"""The configs travel inside the wheel: an installed (not editable) aigc composes its configs."""
+"""The configs (top-level configs/, linked into the package) travel inside the wheel: an installed
+(not editable) aigc composes its configs."""
 
 import shutil
 import subprocess
@@ -12,7 +13,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_a_wheel_carries_the_configs_and_composes_them(tmp_path: Path) -> None:
     # Built from a copy: setuptools leaves build/ and egg-info folders in the source tree.
     source = tmp_path / "source"
-    shutil.copytree(ROOT / "src", source / "src", ignore=shutil.ignore_patterns("*.egg-info"))
+    # The package reaches the top-level configs/ through its link, as in the checkout.
+    ignore = shutil.ignore_patterns("*.egg-info")
+    shutil.copytree(ROOT / "src", source / "src", symlinks=True, ignore=ignore)
+    shutil.copytree(ROOT / "configs", source / "configs")
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source)
     build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
@@ -20,7 +24,7 @@ def test_a_wheel_carries_the_configs_and_composes_them(tmp_path: Path) -> None:
     (wheel,) = tmp_path.glob("aigc-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     configs = {
-        str(path.relative_to(ROOT / "src")) for path in (ROOT / "src/aigc/configs").rglob("*.yaml")
+        f"aigc/configs/{p.relative_to(ROOT / 'configs')}" for p in ROOT.glob("configs/**/*.yaml")
     }
     assert configs and configs <= set(names)
 

@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-# Inside the package, so that an installed wheel finds its configs as an editable checkout does.
+# The checkout's configs/, linked into the package: a wheel carries them inside the package, so
+# an installed wheel finds its configs as an editable checkout does.
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 # In a run directory: the final value of every logged metric (train.py writes it, the multirun
