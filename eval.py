@@ -1,6 +1,6 @@
 """Evaluate a checkpoint: ``python eval.py ckpt_path=<file> data=<config>``. See README.md."""
 
-from aigc.evaluate import main
+from aigc.eval import main
 
 if __name__ == "__main__":
     main()

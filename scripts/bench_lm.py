@@ -3,7 +3,7 @@
 
     python scripts/bench_lm.py --data-dir ../shared/data
     python scripts/bench_lm.py --device cuda --experiment shakespeare_char --steps 300
-    python scripts/bench_lm.py --experiment mnist_multimodal --image-tokenizer <vqvae run>
+    python scripts/bench_lm.py --experiment mnist_text_image --image-tokenizer <tokenizer run>
 
 By default it trains the ``experiment=shakespeare_char_cpu`` model (4 layers, 4 heads, 128 wide,
 block 64, batch 12): the plain loop trains the same GPT with the same optimizer, schedule and
@@ -20,8 +20,8 @@ from benchlib import Batch, Family, Run, Step, Variant, main, parser
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from aigc.core.optim import warmup_cosine, weight_decay_groups
-from aigc.models.multimodal import TextImageModel
-from aigc.models.multimodal.network import TextImageGPT
+from aigc.models.text_image import TextImageModel
+from aigc.models.text_image.network import TextImageGPT
 from aigc.nn.gpt import GPT
 
 
@@ -126,7 +126,8 @@ def tokens(model, batch: Batch) -> int:
 if __name__ == "__main__":
     cli = parser(__doc__, experiment="shakespeare_char_cpu", steps=250, warmup=30)
     cli.add_argument(
-        "--image-tokenizer", help="the image tokenizer of the text + image model (a vqvae run)"
+        "--image-tokenizer",
+        help="the text + image model's image tokenizer (a run of model=image_tokenizer)",
     )
     args = cli.parse_args()
     if args.image_tokenizer:

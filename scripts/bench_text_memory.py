@@ -9,7 +9,7 @@ a fixed list, a line break every 12 words or so) under --work-dir (a temporary f
 the corpora and their token files are deleted at the end unless --keep). It tokenizes the corpus
 in a process of its own, timed apart, then trains on it with
 
-    python train.py model=transformer data=text data.path=<corpus> trainer.max_steps=<steps> ...
+    python train.py model=language_model data=text data.path=<corpus> trainer.max_steps=<steps> ...
 
 (4 layers x 128, block 64, batch 12: the experiment=shakespeare_char_cpu model, no validation
 and no samples), --rounds times, alternating between the sizes. Peak memory is the operating
@@ -33,7 +33,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = [
-    "model=transformer",
+    "model=language_model",
     "data=text",
     "model.n_layer=4",
     "model.n_head=4",

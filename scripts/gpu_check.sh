@@ -39,11 +39,11 @@ bench=(--device cuda --data-dir "$data_dir" --steps 300 --warmup 50 --rounds 1)
 check device 60 bash -c 'nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv &&
     python -c "import torch; print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name())"'
 check tests_eager 240 python -m pytest -q -m "" -k "not True" --durations=10 tests/test_gpu.py
-# The text + image GPT (experiment=mnist_multimodal) over a tokenizer trained briefly here.
+# The text + image GPT (experiment=mnist_text_image) over a tokenizer trained briefly here.
 tokenizer=$(mktemp -d)
-check vqvae 120 python train.py experiment=mnist_vqvae trainer.accelerator=gpu \
+check image_tokenizer 120 python train.py experiment=mnist_image_tokenizer trainer.accelerator=gpu \
     trainer.max_steps=200 logger=none paths.data_dir="$data_dir" hydra.run.dir="$tokenizer"
-check bench_multimodal 120 python scripts/bench_lm.py "${bench[@]}" --experiment mnist_multimodal \
+check bench_text_image 120 python scripts/bench_lm.py "${bench[@]}" --experiment mnist_text_image \
     --image-tokenizer "$tokenizer" --precision 32 bf16-mixed --compile eager
 check bench_lm 120 python scripts/bench_lm.py "${bench[@]}" --experiment shakespeare_char \
     --precision 32 bf16-mixed --compile eager

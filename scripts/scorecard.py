@@ -25,7 +25,7 @@ from omegaconf import OmegaConf
 
 from aigc.core.checkpoints import checkpoint_file, load_checkpoint
 from aigc.errors import exit_on_user_error
-from aigc.evaluate import evaluate, output_path
+from aigc.eval import evaluate, output_path
 from aigc.paths import CONFIG_DIR, METRICS_FILE
 
 # Columns in this order when any checkpoint has them; the rest follow.

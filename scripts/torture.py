@@ -39,7 +39,7 @@ GAN = [
     "trainer.max_epochs=4",
 ]
 LM = [
-    "model=transformer",
+    "model=language_model",
     "data=text",
     "model.n_layer=2",
     "model.n_head=2",

@@ -1,7 +1,7 @@
 """Conditional accuracy per prompt wording: which of the held-out wordings a text-conditional
 model draws right, and which it does not read.
 
-    python scripts/wording_accuracy.py <multimodal run> <classifier run> --set guidance_scale=3
+    python scripts/wording_accuracy.py <text_image run> <classifier run> --set guidance_scale=3
     python scripts/wording_accuracy.py <text gan run> <classifier run> --per-class 50
 
 For each held-out wording of the data's captions it draws ``--per-class`` images of every class

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Overrides that make the models small enough to train in a test.
 TINY_GAN = ["model.latent_dim=16", "model.generator_width=8", "model.discriminator_width=8"]
 TINY_LM_SIZES = ["model.block_size=16", "model.n_layer=1", "model.n_head=2", "model.n_embd=16"]
-TINY_LM = ["model=transformer", "data=text", *TINY_LM_SIZES]
+TINY_LM = ["model=language_model", "data=text", *TINY_LM_SIZES]
 TINY_DIFFUSION = [
     "model.widths=[8,16]",
     "model.attention=[false,true]",
@@ -32,8 +32,8 @@ TINY_DIFFUSION = [
     "model.attention_head_dim=8",
     "model.steps=2",
 ]
-TINY_VQVAE = ["model.widths=[8,8,8]", "model.norm_groups=4", "model.levels=[4,3]"]
-TINY_MULTIMODAL = ["model.n_layer=1", "model.n_head=2", "model.n_embd=16"]
+TINY_IMAGE_TOKENIZER = ["model.widths=[8,8,8]", "model.norm_groups=4", "model.levels=[4,3]"]
+TINY_TEXT_IMAGE = ["model.n_layer=1", "model.n_head=2", "model.n_embd=16"]
 
 
 def tiny_run(make_cfg, data_dir: Path, *overrides: str, output_dir: Path | None = None):
@@ -49,16 +49,16 @@ def tiny_run(make_cfg, data_dir: Path, *overrides: str, output_dir: Path | None 
 
 
 def tiny_image_tokenizer(make_cfg, data_dir: Path, run_dir: Path) -> Path:
-    """The run directory of a tiny image tokenizer (model=vqvae) trained 2 steps on the tiny MNIST
-    in ``data_dir``; trained once per ``run_dir``."""
+    """The run directory of a tiny image tokenizer (model=image_tokenizer) trained 2 steps on the
+    tiny MNIST in ``data_dir``; trained once per ``run_dir``."""
     if not (run_dir / "checkpoints" / "last.ckpt").is_file():
         from aigc.train import train
 
         train(
             make_cfg(
-                "model=vqvae",
+                "model=image_tokenizer",
                 "data=mnist",
-                *TINY_VQVAE,
+                *TINY_IMAGE_TOKENIZER,
                 f"paths.data_dir={data_dir}",
                 "data.batch_size=16",
                 "trainer.max_steps=2",
@@ -94,7 +94,7 @@ def guided_draws_with_and_without_cache(model, texts: Sequence[str]) -> list:
     prompts padded to the prompts' length, so that decoding must pass over pads."""
     import torch
 
-    from aigc.models.multimodal.sampling import allowed, decode
+    from aigc.models.text_image.sampling import allowed, decode
 
     layout, device, vocab = model.layout, model.device, model.vocab
     length = layout.caption_length(texts)

@@ -98,7 +98,7 @@ def test_a_full_disk_is_one_line() -> None:
         ("export", "out=folder", "output=folder"),
         ("export", "ema=false", "sampling.ema=false"),
         ("generate", "device=cpu", "accelerator=cpu"),
-        ("evaluate", "device=cuda", "accelerator=cuda"),
+        ("eval", "device=cuda", "accelerator=cuda"),
         ("train", "data.val_samples=100", "data.val_images=100"),
     ],
 )
@@ -110,3 +110,22 @@ def test_a_renamed_key_says_its_new_name_in_one_line(
         importlib.import_module(f"aigc.{entry_point}").main()
     old = override.split("=")[0]
     assert exit_.value.code == f"error: {old} is now called {new.split('=')[0]}: use {new}"
+
+
+@pytest.mark.parametrize(
+    ("override", "new"),
+    [
+        ("model=transformer", "model=language_model"),
+        ("model=multimodal", "model=text_image"),
+        ("model=vqvae", "model=image_tokenizer"),
+        ("experiment=mnist_multimodal", "experiment=mnist_text_image"),
+        ("experiment=mnist_vqvae", "experiment=mnist_image_tokenizer"),
+    ],
+)
+def test_a_renamed_config_says_its_new_name_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, override: str, new: str
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["train.py", override])
+    with pytest.raises(SystemExit) as exit_:
+        importlib.import_module("aigc.train").main()
+    assert exit_.value.code == f"error: {override} is now called {new}"

@@ -37,7 +37,7 @@ def test_group_option_composes(make_cfg, override: str) -> None:
     ("model", "monitor"),
     [
         ("gan", ("val/fid_randconv", "min")),
-        ("transformer", ("val/loss", "min")),
+        ("language_model", ("val/loss", "min")),
         ("classifier", ("val/acc", "max")),
     ],
 )
@@ -50,7 +50,7 @@ def test_best_checkpoint_and_early_stopping_follow_the_model_family(
 
 
 def test_monitored_metric_can_be_overridden(make_cfg) -> None:
-    cfg = make_cfg("model=transformer", "callbacks.best_checkpoint.monitor=val/bpc")
+    cfg = make_cfg("model=language_model", "callbacks.best_checkpoint.monitor=val/bpc")
     node = cfg.callbacks.best_checkpoint
     assert (node.monitor, node.mode) == ("val/bpc", "min")
 

@@ -16,9 +16,9 @@ import torch
 from conftest import (
     TINY_DIFFUSION,
     TINY_GAN,
+    TINY_IMAGE_TOKENIZER,
     TINY_LM,
-    TINY_MULTIMODAL,
-    TINY_VQVAE,
+    TINY_TEXT_IMAGE,
     tiny_image_tokenizer,
     write_tiny_idx_dataset,
 )
@@ -35,7 +35,7 @@ from aigc.train import train
 # text file). Generative models keep an EMA, so that sampling with and without it is tested.
 TINY = {
     "gan": [*TINY_GAN, "data=mnist", "data.batch_size=16", "model.ema_decay=0.9"],
-    "transformer": [
+    "language_model": [
         *TINY_LM,
         "data.path={corpus}",
         "model.dropout=0.1",
@@ -45,9 +45,9 @@ TINY = {
     ],
     "diffusion": [*TINY_DIFFUSION, "data=mnist", "data.batch_size=16", "model.ema_decay=0.9"],
     "classifier": ["model.width=4", "model.feature_dim=8", "data=mnist", "data.batch_size=16"],
-    "vqvae": [*TINY_VQVAE, "data=mnist", "data.batch_size=16"],
-    "multimodal": [
-        *TINY_MULTIMODAL,
+    "image_tokenizer": [*TINY_IMAGE_TOKENIZER, "data=mnist", "data.batch_size=16"],
+    "text_image": [
+        *TINY_TEXT_IMAGE,
         "model.image_tokenizer={tokenizer}",
         "data=mnist_captions",
         "data.batch_size=16",
@@ -68,7 +68,9 @@ CONDITIONED = {
 
 # Other switches that change what a model config builds: the image tokenizer's learned codebook.
 VARIANTS = {
-    "vqvae": {"vq": ["model.quantizer=vq", "model.vq.codebook_size=16", "model.vq.dim=4"]},
+    "image_tokenizer": {
+        "vq": ["model.quantizer=vq", "model.vq.codebook_size=16", "model.vq.dim=4"]
+    },
 }
 
 

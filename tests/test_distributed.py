@@ -14,7 +14,7 @@ from PIL import Image
 from torch.distributed.fsdp.wrap import ModuleWrapPolicy
 
 from aigc.models.gan import GAN
-from aigc.models.transformer import LanguageModel
+from aigc.models.language_model import LanguageModel
 from aigc.nn.transformer import Block
 from aigc.tokenizers import build_tokenizer
 from aigc.utils.distributed import strategy_for
@@ -56,7 +56,7 @@ def test_gpu_trainer_without_a_gpu_says_so(
 def test_fsdp_config_wraps_each_transformer_block(make_cfg) -> None:
     from lightning.pytorch.strategies import FSDPStrategy
 
-    cfg = make_cfg("trainer=fsdp", "model=transformer", "data=shakespeare")
+    cfg = make_cfg("trainer=fsdp", "model=language_model", "data=shakespeare")
     strategy = instantiate(cfg.trainer.strategy, _convert_="all")
     assert isinstance(strategy, FSDPStrategy)
     policy = strategy.kwargs["auto_wrap_policy"]

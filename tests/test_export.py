@@ -16,13 +16,13 @@ import aigc
 from aigc.core import Condition
 from aigc.core.pretrained import CONFIG_FILE, WEIGHTS_FILE, from_pretrained, save_pretrained
 from aigc.errors import CheckpointError, ConfigError, exit_on_user_error
-from aigc.evaluate import output_path
+from aigc.eval import output_path
 from aigc.export import export, main
 from aigc.generate import generate
 from aigc.metrics import load_feature_network
 from aigc.models.classifier import Classifier
 from aigc.models.gan import GAN
-from aigc.models.transformer import LanguageModel
+from aigc.models.language_model import LanguageModel
 from aigc.train import train
 
 CLASS_NAMES = [f"class {i}" for i in range(3)]

@@ -9,7 +9,7 @@ from conftest import TINY_GAN, TINY_LM, compose_config
 from PIL import Image
 
 from aigc.errors import CheckpointError, ConfigError
-from aigc.evaluate import evaluate, output_path, report
+from aigc.eval import evaluate, output_path, report
 from aigc.generate import generate
 from aigc.train import train
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from aigc.errors import ConfigError
-from aigc.models.transformer.network import stream
+from aigc.models.language_model.network import stream
 from aigc.nn.gpt import GPT, POSITION_ENCODINGS, sample_token
 
 VOCAB, BLOCK = 17, 16

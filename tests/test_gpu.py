@@ -9,8 +9,8 @@ import torch
 from conftest import (
     TINY_DIFFUSION,
     TINY_GAN,
-    TINY_MULTIMODAL,
-    TINY_VQVAE,
+    TINY_IMAGE_TOKENIZER,
+    TINY_TEXT_IMAGE,
     compose_config,
     guided_draws_with_and_without_cache,
     tiny_classifier,
@@ -18,7 +18,7 @@ from conftest import (
 
 from aigc.core.checkpoints import load_model
 from aigc.core.conditioning import Condition
-from aigc.evaluate import evaluate
+from aigc.eval import evaluate
 from aigc.train import train
 from aigc.utils.instantiate import instantiate
 
@@ -34,7 +34,7 @@ def tiny_text(tmp_path: Path) -> Path:
 
 def lm_overrides(tmp_path: Path) -> list[str]:
     return [
-        "model=transformer",
+        "model=language_model",
         "data=text",
         f"data.path={tiny_text(tmp_path)}",
         "model.block_size=32",
@@ -155,12 +155,20 @@ def test_text_image_model_on_gpu(
         "logger=none",
     ]
     tokenizer, run = tmp_path / "tokenizer", tmp_path / "run"
-    train(make_cfg("model=vqvae", "data=mnist", *TINY_VQVAE, *on_gpu, output_dir=tokenizer))
     train(
         make_cfg(
-            "model=multimodal",
+            "model=image_tokenizer",
+            "data=mnist",
+            *TINY_IMAGE_TOKENIZER,
+            *on_gpu,
+            output_dir=tokenizer,
+        )
+    )
+    train(
+        make_cfg(
+            "model=text_image",
             "data=mnist_captions",
-            *TINY_MULTIMODAL,
+            *TINY_TEXT_IMAGE,
             f"model.image_tokenizer={tokenizer}",
             f"model.compile={compiled}",
             *on_gpu,

@@ -11,7 +11,7 @@ from aigc.data.image_files import read_idx
 from aigc.data.pixels import to_signed_unit_range
 from aigc.data.samplers import EpochSeededLengthGroupedSampler
 from aigc.errors import DatasetError
-from aigc.models.vqvae import VQVAE
+from aigc.models.image_tokenizer import ImageTokenizer
 
 
 def make_datamodule(root: Path, dataset: str = "mnist", **kwargs) -> TorchvisionImageDataModule:
@@ -147,7 +147,9 @@ def test_unknown_caption_set(tiny_mnist: Path) -> None:
 
 def test_image_codes_are_encoded_once_and_cached_by_content(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    tokenizer = VQVAE(image_shape=(1, 28, 28), widths=(8, 8, 8), norm_groups=4, levels=(4, 3))
+    tokenizer = ImageTokenizer(
+        image_shape=(1, 28, 28), widths=(8, 8, 8), norm_groups=4, levels=(4, 3)
+    )
     tokenizer.eval()
     images = torch.randint(0, 256, (6, 1, 28, 28), dtype=torch.uint8)
     codes = image_codes(images, tokenizer, tmp_path)
@@ -173,7 +175,9 @@ def test_image_codes_are_encoded_once_and_cached_by_content(tmp_path: Path) -> N
 def test_the_datamodule_serves_codes_once_asked(tmp_path: Path) -> None:
     write_tiny_idx_dataset(tmp_path, num_train=64, num_test=16)
     dm = make_datamodule(tmp_path, captions="digits", cache_dir=str(tmp_path / "cache"))
-    tokenizer = VQVAE(image_shape=(1, 28, 28), widths=(8, 8, 8), norm_groups=4, levels=(4, 3))
+    tokenizer = ImageTokenizer(
+        image_shape=(1, 28, 28), widths=(8, 8, 8), norm_groups=4, levels=(4, 3)
+    )
     dm.tokenize_images(tokenizer.eval())
     batch = dm.on_after_batch_transfer(next(iter(dm.val_dataloader())), 0)
     assert set(batch) == {"image", "label", "text", "codes"}

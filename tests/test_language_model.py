@@ -11,11 +11,11 @@ import torch
 from aigc.core import Condition
 from aigc.core.optim import warmup_cosine
 from aigc.errors import ConfigError
-from aigc.models.transformer import LanguageModel
+from aigc.models.language_model import LanguageModel
 from aigc.train import train
 
 TINY_LM = [
-    "model=transformer",
+    "model=language_model",
     "data=text",
     "model.block_size=16",
     "model.n_layer=2",
@@ -188,7 +188,7 @@ def test_sample_prompt_outside_the_vocabulary(make_cfg, corpus: Path) -> None:
 
 
 def test_transformer_on_image_data_is_refused(make_cfg, tiny_mnist: Path) -> None:
-    cfg = make_cfg("model=transformer", f"paths.data_dir={tiny_mnist}")
+    cfg = make_cfg("model=language_model", f"paths.data_dir={tiny_mnist}")
     with pytest.raises(ConfigError, match="needs tokenizer_state"):
         train(cfg)
 

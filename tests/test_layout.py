@@ -9,7 +9,7 @@ import pytest
 import aigc
 
 PACKAGE = Path(aigc.__file__).parent
-ENTRY_POINTS = {"aigc.train", "aigc.generate", "aigc.evaluate", "aigc.export"}
+ENTRY_POINTS = {"aigc.train", "aigc.generate", "aigc.eval", "aigc.export"}
 # What each part of the package must not import (prefixes of module names).
 FORBIDDEN = {
     "aigc.utils": ["aigc.core", "aigc.nn", "aigc.models", "aigc.data", "aigc.metrics"],

@@ -10,8 +10,8 @@ import torch
 from lightning import LightningModule
 
 from aigc.models.diffusion import DiffusionModel
-from aigc.models.multimodal import TextImageModel
-from aigc.models.vqvae import VQVAE
+from aigc.models.image_tokenizer import ImageTokenizer
+from aigc.models.text_image import TextImageModel
 
 
 def diffusion(**kwargs) -> DiffusionModel:
@@ -19,13 +19,13 @@ def diffusion(**kwargs) -> DiffusionModel:
     return DiffusionModel((1, 8, 8), **tiny, **kwargs)
 
 
-def multimodal(**kwargs) -> TextImageModel:
-    tokenizer = VQVAE((1, 28, 28), widths=(8, 8, 8), norm_groups=4, levels=(4, 3))
+def text_image(**kwargs) -> TextImageModel:
+    tokenizer = ImageTokenizer((1, 28, 28), widths=(8, 8, 8), norm_groups=4, levels=(4, 3))
     sizes = dict(n_layer=1, n_head=2, n_embd=16, max_text_bytes=8, sample_prompts=["a one"])
     return TextImageModel(tokenizer.hparams, (1, 28, 28), **sizes, **kwargs)
 
 
-@pytest.mark.parametrize("build", [diffusion, multimodal])
+@pytest.mark.parametrize("build", [diffusion, text_image])
 @pytest.mark.parametrize(("lr_decay_steps", "final_lr"), [(None, 1e-3), (10, 1e-5)])
 def test_the_learning_rate_decays_to_min_lr_at_lr_decay_steps_or_stays(
     build: Callable[..., LightningModule], lr_decay_steps: int | None, final_lr: float

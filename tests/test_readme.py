@@ -31,9 +31,9 @@ from conftest import (
     ROOT,
     TINY_DIFFUSION,
     TINY_GAN,
+    TINY_IMAGE_TOKENIZER,
     TINY_LM_SIZES,
-    TINY_MULTIMODAL,
-    TINY_VQVAE,
+    TINY_TEXT_IMAGE,
     accept_tiny_cifar10,
     run_train_cli,
     write_image_folder,
@@ -99,12 +99,15 @@ PLACEHOLDERS: dict[str, Callable[["Session"], object]] = {
     "<text gan run>": lambda s: s.run("mnist_text_gan"),
     "<text GAN>": lambda s: s.run("mnist_text_gan"),
     "<ddpm run>": lambda s: s.run("mnist_ddpm"),
-    "<vqvae run>": lambda s: s.run("mnist_vqvae"),
-    "<multimodal run>": lambda s: s.run(
-        "mnist_multimodal", f"model.image_tokenizer={s.run('mnist_vqvae')}"
+    "<tokenizer run>": lambda s: s.run("mnist_image_tokenizer"),
+    "<text_image run>": lambda s: s.run(
+        "mnist_text_image", f"model.image_tokenizer={s.run('mnist_image_tokenizer')}"
     ),
-    "<your vqvae run>": lambda s: s.trained(
-        "my_vqvae", "model=vqvae", "data=image_folder", f"data.path={s.files / 'my_images'}"
+    "<your tokenizer run>": lambda s: s.trained(
+        "my_vqvae",
+        "model=image_tokenizer",
+        "data=image_folder",
+        f"data.path={s.files / 'my_images'}",
     ),
     "<classifier run or .ckpt>": lambda s: s.checkpoint("mnist_classifier"),
     "<classifier run>": lambda s: s.run("mnist_classifier"),
@@ -126,8 +129,8 @@ TINY_MODELS = {
     "LanguageModel": [*TINY_LM_SIZES, "sampling.max_new_tokens=16"],
     "Classifier": ["model.width=8"],
     "DiffusionModel": [*TINY_DIFFUSION, "model.text_encoder.n_embd=16"],
-    "VQVAE": TINY_VQVAE,
-    "TextImageModel": TINY_MULTIMODAL,
+    "ImageTokenizer": TINY_IMAGE_TOKENIZER,
+    "TextImageModel": TINY_TEXT_IMAGE,
 }
 # eval.py: the default count per condition (8) rather than 10,000 samples.
 TINY_EVAL = ["sampling.num_samples=null"]

@@ -83,7 +83,7 @@ def test_optuna_search_minimises_the_language_models_val_loss(tmp_path: Path) ->
         "hydra.sweeper.n_trials=3",
         f"hydra.sweeper.storage=sqlite:///{tmp_path / 'optuna.db'}",
         "hydra.sweeper.sampler.n_startup_trials=2",
-        "model=transformer",
+        "model=language_model",
         "data=text",
         f"data.path={text}",
         "model.block_size=16",

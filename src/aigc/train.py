@@ -158,7 +158,18 @@ def optimized_value(cfg: DictConfig, metrics: dict[str, float]) -> float | None:
     return metrics[name]
 
 
-@entry_point("train", renamed={"data.val_samples": "data.val_images"})
+# Old names, answered with one line for one release.
+RENAMED = {
+    "data.val_samples": "data.val_images",
+    "model=transformer": "model=language_model",
+    "model=multimodal": "model=text_image",
+    "model=vqvae": "model=image_tokenizer",
+    "experiment=mnist_multimodal": "experiment=mnist_text_image",
+    "experiment=mnist_vqvae": "experiment=mnist_image_tokenizer",
+}
+
+
+@entry_point("train", renamed=RENAMED)
 def main(cfg: DictConfig) -> float | None:
     with removed_if_failed_empty(Path(cfg.paths.output_dir)):
         return exit_on_user_error(lambda: optimized_value(cfg, train(cfg)))

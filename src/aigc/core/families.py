@@ -8,13 +8,20 @@ from aigc.errors import CheckpointError
 
 # Saved models name their class; only classes from here are imported and rebuilt.
 _FAMILIES_PACKAGE = "aigc.models."
+# Families renamed in this release: what their earlier checkpoints and exports name.
+_RENAMED = {
+    "aigc.models.transformer.module.LanguageModel": (
+        "aigc.models.language_model.module.LanguageModel"
+    ),
+    "aigc.models.vqvae.module.VQVAE": "aigc.models.image_tokenizer.module.ImageTokenizer",
+}
 
 
 def family_class(key: str, source: str | Path) -> type[AigcModule]:
     """The class ``key`` (``module.QualifiedName``, as ``AigcModule.class_key`` writes it) names;
     anything but a class of aigc's model families is refused before it is imported. ``source``
     is the file or folder that named it, for the error message."""
-    module_name, _, class_name = str(key).rpartition(".")
+    module_name, _, class_name = _RENAMED.get(str(key), str(key)).rpartition(".")
     if not module_name.startswith(_FAMILIES_PACKAGE):
         raise CheckpointError(f"{source} names {key!r}, which is not an aigc model family")
     try:

@@ -18,7 +18,7 @@ ENCODE_BATCH = 500  # images per encoder call
 
 
 class ImageTokenizer(Protocol):
-    """What caching needs of an image tokenizer (``models/vqvae``'s ``VQVAE``): a module whose
+    """What caching needs of an image tokenizer (``model=image_tokenizer``): a module whose
     ``encode`` turns images ``(B, C, H, W)`` in [-1, 1] into ids ``(B, tokens_per_image)``."""
 
     def encode(self, images: torch.Tensor) -> torch.Tensor: ...

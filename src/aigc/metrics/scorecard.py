@@ -28,9 +28,9 @@ from aigc.metrics.image import (
     load_feature_network,
     reference_features,
 )
-from aigc.models.multimodal import TextImageModel
-from aigc.models.vqvae import VQVAE
-from aigc.models.vqvae.quantizer import CodebookUsage
+from aigc.models.image_tokenizer import ImageTokenizer
+from aigc.models.image_tokenizer.quantizer import CodebookUsage
+from aigc.models.text_image import TextImageModel
 from aigc.utils.instantiate import instantiate
 
 Scores = dict[str, float | str]
@@ -112,7 +112,7 @@ def score_language_model(model: GenerativeModule, cfg: DictConfig, device: torch
     }
 
 
-def score_image_tokenizer(model: VQVAE, cfg: DictConfig, device: torch.device) -> Scores:
+def score_image_tokenizer(model: ImageTokenizer, cfg: DictConfig, device: torch.device) -> Scores:
     """How well the test split survives the trip through the tokenizer's codes
     (``decode(encode(images))``): PSNR, how much of the codebook the test images use, and with a
     classifier (``image.feature_ckpt``) its accuracy on the originals and on the

@@ -44,9 +44,11 @@ def entry_point(
 
 def check_renamed(overrides: Sequence[str], renamed: Mapping[str, str]) -> None:
     """A ConfigError for the first command-line override (``key=value``, ``+key=value``) of an
-    old key name."""
+    old key name, or of an old config name (``renamed`` holds ``group=old`` -> ``group=new``)."""
     for override in overrides:
         key, sep, value = override.lstrip("+~").partition("=")
+        if sep and f"{key}={value}" in renamed:
+            raise ConfigError(f"{key}={value} is now called {renamed[f'{key}={value}']}")
         if sep and key in renamed:
             new = renamed[key]
             raise ConfigError(f"{key} is now called {new}: use {new}={value}")

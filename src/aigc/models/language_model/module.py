@@ -13,7 +13,7 @@ from aigc.core.module import GenerativeModule, Monitor, Progress, derived_genera
 from aigc.core.optim import warmup_schedule, weight_decay_groups
 from aigc.core.samples import Samples
 from aigc.errors import ConfigError, check_positive
-from aigc.models.transformer.network import stream
+from aigc.models.language_model.network import stream
 from aigc.nn.gpt import GPT, check_sampling_args
 from aigc.nn.transformer import AttentionBackends
 from aigc.tokenizers import tokenizer_from_state

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from aigc.errors import ConfigError
-from aigc.models.multimodal.network import TextImageGPT
+from aigc.models.text_image.network import TextImageGPT
 from aigc.nn.transformer import causal_mask
 from aigc.tokenizers.joint import JointVocabulary
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import (
-    TINY_MULTIMODAL,
+    TINY_TEXT_IMAGE,
     compose_config,
     guided_draws_with_and_without_cache,
     tiny_classifier,
@@ -19,11 +19,11 @@ from PIL import Image
 from aigc.core.checkpoints import load_model
 from aigc.core.conditioning import Condition
 from aigc.errors import CheckpointError, ConfigError
-from aigc.evaluate import evaluate
+from aigc.eval import evaluate
 from aigc.generate import generate
-from aigc.models.multimodal import TextImageModel
-from aigc.models.multimodal.sampling import allowed, decode
-from aigc.models.vqvae import VQVAE
+from aigc.models.image_tokenizer import ImageTokenizer
+from aigc.models.text_image import TextImageModel
+from aigc.models.text_image.sampling import allowed, decode
 from aigc.train import train
 
 TOKENIZER = dict(image_shape=(1, 28, 28), widths=(8, 8, 8), norm_groups=4, levels=(4, 3))
@@ -33,7 +33,7 @@ PAIRS = ["a one", "the digit two"]
 def tiny_model(**kwargs) -> TextImageModel:
     torch.manual_seed(0)
     sizes = dict(n_layer=2, n_head=2, n_embd=32, max_text_bytes=16, sample_prompts=PAIRS)
-    return TextImageModel(VQVAE(**TOKENIZER).hparams, (1, 28, 28), **{**sizes, **kwargs})
+    return TextImageModel(ImageTokenizer(**TOKENIZER).hparams, (1, 28, 28), **{**sizes, **kwargs})
 
 
 def test_rows_put_each_segment_at_the_same_place_in_both_orders() -> None:
@@ -221,7 +221,7 @@ def test_bad_input_is_one_line(tmp_path: Path, make_cfg) -> None:
     with pytest.raises(ConfigError, match="best_of=0: draw at least 1 image per prompt"):
         model.sample(1, condition=Condition(texts=PAIRS[:1]), best_of=0)
     with pytest.raises(ConfigError, match=r"the data's images are \(1, 32, 32\)"):
-        TextImageModel(VQVAE(**TOKENIZER).hparams, (1, 32, 32), sample_prompts=PAIRS)
+        TextImageModel(ImageTokenizer(**TOKENIZER).hparams, (1, 32, 32), sample_prompts=PAIRS)
     with pytest.raises(ConfigError, match="is 17 bytes"):  # a sample prompt: at once
         tiny_model(sample_prompts=["seventeen bytes!!"])
     with pytest.raises(ConfigError, match=r"n_embd=32 must be a multiple of model\.n_head=3"):
@@ -231,7 +231,7 @@ def test_bad_input_is_one_line(tmp_path: Path, make_cfg) -> None:
     data = tmp_path / "data"
     write_tiny_idx_dataset(data)
     classifier = tiny_classifier(make_cfg, data, tmp_path / "classifier")
-    with pytest.raises(CheckpointError, match="holds a Classifier, not a VQVAE"):
+    with pytest.raises(CheckpointError, match="holds a Classifier, not a ImageTokenizer"):
         TextImageModel(str(classifier), (1, 28, 28), sample_prompts=PAIRS)
 
 
@@ -241,9 +241,9 @@ def test_the_tokenizer_stays_frozen_while_the_gpt_trains(make_cfg, tmp_path: Pat
     tokenizer = tiny_image_tokenizer(make_cfg, data, tmp_path / "tokenizer")
     before = torch.load(tokenizer / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     cfg = make_cfg(
-        "model=multimodal",
+        "model=text_image",
         "data=mnist_captions",
-        *TINY_MULTIMODAL,
+        *TINY_TEXT_IMAGE,
         f"model.image_tokenizer={tokenizer}",
         f"paths.data_dir={data}",
         "data.batch_size=16",

@@ -12,7 +12,7 @@ from diffusers.models.autoencoders.vae import Decoder, Encoder
 from torch import nn
 
 from aigc.errors import ConfigError
-from aigc.models.vqvae.quantizer import Quantizer
+from aigc.models.image_tokenizer.quantizer import Quantizer
 
 
 class VQAutoencoder(nn.Module):

@@ -12,14 +12,14 @@ from aigc.core.module import AigcModule, Monitor, eval_mode
 from aigc.core.optim import warmup_schedule
 from aigc.core.samples import Samples
 from aigc.errors import check_positive
-from aigc.models.vqvae.network import VQAutoencoder
-from aigc.models.vqvae.quantizer import CodebookUsage
+from aigc.models.image_tokenizer.network import VQAutoencoder
+from aigc.models.image_tokenizer.quantizer import CodebookUsage
 from aigc.utils.log_steps import logs_this_step
 
 Batch = dict[str, Any]  # image (B, C, H, W) in [-1, 1], and whatever else the data holds
 
 
-class VQVAE(AigcModule):
+class ImageTokenizer(AigcModule):
     """A ``VQAutoencoder`` trained to reconstruct its input (mean squared error, plus the
     commitment loss of a learned codebook), with AdamW.
 

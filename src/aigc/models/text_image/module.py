@@ -14,10 +14,10 @@ from aigc.core.module import GenerativeModule, Monitor, Progress
 from aigc.core.optim import warmup_schedule, weight_decay_groups
 from aigc.core.samples import Samples
 from aigc.errors import ConfigError, check_positive
-from aigc.models.multimodal.network import TextImageGPT
-from aigc.models.multimodal.objective import Rows
-from aigc.models.multimodal.sampling import draw_images, write_captions
-from aigc.models.vqvae import VQVAE
+from aigc.models.image_tokenizer import ImageTokenizer
+from aigc.models.text_image.network import TextImageGPT
+from aigc.models.text_image.objective import Rows
+from aigc.models.text_image.sampling import draw_images, write_captions
 from aigc.nn.gpt import check_sampling_args
 from aigc.nn.transformer import AttentionBackends
 from aigc.tokenizers.joint import JointVocabulary
@@ -38,8 +38,8 @@ class TextImageModel(GenerativeModule):
     in training: learned ids would otherwise tie what a word means to the places the training
     wordings put it at, and a wording that puts it elsewhere would not be read.
 
-    The image tokenizer (a ``VQVAE``, frozen) is part of the model: ``image_tokenizer`` names
-    its checkpoint when training starts, and its hyperparameters replace the path in this
+    The image tokenizer (an ``ImageTokenizer``, frozen) is part of the model: ``image_tokenizer``
+    names its checkpoint when training starts, and its hyperparameters replace the path in this
     model's own, so that checkpoints rebuild with no other file.
     """
 
@@ -326,11 +326,11 @@ class TextImageModel(GenerativeModule):
         return warmup_schedule(optimizer, hp.warmup_steps, hp.lr_decay_steps, hp.min_lr / hp.lr)
 
 
-def _image_tokenizer(source: str | dict[str, Any]) -> VQVAE:
+def _image_tokenizer(source: str | dict[str, Any]) -> ImageTokenizer:
     """The frozen image tokenizer: from its checkpoint (a path), or built empty from its
     hyperparameters (a dict), when the weights come from this model's own checkpoint."""
     if isinstance(source, str | Path):
-        tokenizer = load_model(source, expected=VQVAE)
+        tokenizer = load_model(source, expected=ImageTokenizer)
     else:
-        tokenizer = VQVAE(**{**source, "compile": False})
+        tokenizer = ImageTokenizer(**{**source, "compile": False})
     return tokenizer.eval().requires_grad_(False)

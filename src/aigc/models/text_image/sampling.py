@@ -8,15 +8,15 @@ import torch
 from torch import Tensor
 
 from aigc.core.module import derived_generator
-from aigc.models.multimodal.network import TextImageGPT
-from aigc.models.multimodal.objective import Rows
-from aigc.models.vqvae import VQVAE
+from aigc.models.image_tokenizer import ImageTokenizer
+from aigc.models.text_image.network import TextImageGPT
+from aigc.models.text_image.objective import Rows
 
 
 def draw_images(
     network: TextImageGPT,
     layout: Rows,
-    image_tokenizer: VQVAE,
+    image_tokenizer: ImageTokenizer,
     texts: Sequence[str],
     generator: torch.Generator | None,
     guidance_scale: float,

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_VQVAE, compose_config, tiny_classifier, write_idx
+from conftest import TINY_IMAGE_TOKENIZER, compose_config, tiny_classifier, write_idx
 
 from aigc.core.checkpoints import load_model
 from aigc.errors import ConfigError
-from aigc.evaluate import evaluate
-from aigc.models.vqvae import VQVAE
-from aigc.models.vqvae.quantizer import CodebookUsage, Quantizer
+from aigc.eval import evaluate
+from aigc.models.image_tokenizer import ImageTokenizer
+from aigc.models.image_tokenizer.quantizer import CodebookUsage, Quantizer
 from aigc.train import train
 
 VQ = {
@@ -26,10 +26,10 @@ VQ = {
 }
 
 
-def tiny_model(**kwargs) -> VQVAE:
+def tiny_model(**kwargs) -> ImageTokenizer:
     torch.manual_seed(0)
     sizes = dict(widths=(8, 8, 8), norm_groups=4, levels=(4, 3), vq=VQ)
-    return VQVAE((1, 28, 28), **{**sizes, **kwargs}).eval()
+    return ImageTokenizer((1, 28, 28), **{**sizes, **kwargs}).eval()
 
 
 def write_rectangles(root: Path, num_train: int = 256, num_test: int = 64) -> Path:
@@ -126,7 +126,7 @@ def test_a_short_training_reconstructs_held_out_images_and_logs_its_scores(
 ) -> None:
     data_dir = write_rectangles(tmp_path / "data")
     cfg = make_cfg(
-        "model=vqvae",
+        "model=image_tokenizer",
         "data=mnist",
         "model.widths=[16,16,16]",
         "model.norm_groups=4",
@@ -181,9 +181,9 @@ def test_a_short_training_reconstructs_held_out_images_and_logs_its_scores(
 @pytest.mark.parametrize("quantizer", ["fsq", "vq"])
 def test_bf16_mixed_precision_on_cpu(make_cfg, tiny_mnist: Path, quantizer: str) -> None:
     cfg = make_cfg(
-        "model=vqvae",
+        "model=image_tokenizer",
         "data=mnist",
-        *TINY_VQVAE,
+        *TINY_IMAGE_TOKENIZER,
         f"model.quantizer={quantizer}",
         f"paths.data_dir={tiny_mnist}",
         "data.batch_size=16",
