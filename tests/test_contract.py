@@ -5,9 +5,13 @@ steps, samples through the one interface, and its checkpoint rebuilds with
 weights of a run never stopped.
 
 A new family is covered by adding its config and a line to ``TINY`` below (the test fails for a
-config without one).
+config without one). A family of another package keeps the same contract through
+``keeps_the_contract`` and ``resumes_exactly``, given its own config source
+(tests/test_example_family.py).
 """
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import lightning as L
@@ -23,6 +27,7 @@ from conftest import (
     write_tiny_idx_dataset,
 )
 from lightning.pytorch.callbacks import Callback
+from omegaconf import DictConfig
 
 from aigc.core.checkpoints import load_model
 from aigc.core.module import GenerativeModule
@@ -86,25 +91,37 @@ def cases() -> list:
     return params
 
 
-def tiny_cfg(make_cfg, tmp_path: Path, config: str, extra: list[str], *overrides: str, **kwargs):
-    assert config in TINY, f"add tiny overrides for configs/model/{config}.yaml to TINY"
+# Composes a tiny run's config: ``(*overrides, output_dir=None) -> DictConfig``.
+TinyConfig = Callable[..., DictConfig]
+
+
+def tiny_cfg(
+    make_cfg, tmp_path: Path, config: str, tiny: list[str], *overrides: str, **kwargs
+) -> DictConfig:
+    """The model config ``config`` made tiny by the overrides ``tiny``, on tiny data, logging
+    nothing; then ``overrides``."""
     data_dir = tmp_path / "data"
     if not data_dir.exists():
         write_tiny_idx_dataset(data_dir)
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("the quick brown fox jumps over the lazy dog\n" * 30, encoding="utf-8")
     places = {"corpus": corpus}
-    if any("{tokenizer}" in override for override in TINY[config]):
+    if any("{tokenizer}" in override for override in tiny):
         places["tokenizer"] = tiny_image_tokenizer(make_cfg, data_dir, tmp_path / "tokenizer")
     return make_cfg(
         f"model={config}",
-        *(override.format(**places) for override in TINY[config]),
-        *extra,
+        *(override.format(**places) for override in tiny),
         f"paths.data_dir={data_dir}",
         "logger=none",
         *overrides,
         **kwargs,
     )
+
+
+def contract_cfg(make_cfg, tmp_path: Path, config: str, extra: list[str]) -> TinyConfig:
+    """The tiny config of ``configs/model/<config>.yaml``, with the overrides ``extra``."""
+    assert config in TINY, f"add tiny overrides for configs/model/{config}.yaml to TINY"
+    return partial(tiny_cfg, make_cfg, tmp_path, config, [*TINY[config], *extra])
 
 
 class Killed(Exception):
@@ -128,13 +145,28 @@ class KillAt(Callback):
 def test_model_config_keeps_the_contract(
     make_cfg, tmp_path: Path, config: str, extra: list[str]
 ) -> None:
-    train(tiny_cfg(make_cfg, tmp_path, config, extra, "trainer.max_steps=3"))
-    path = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    keeps_the_contract(contract_cfg(make_cfg, tmp_path, config, extra), tmp_path)
+
+
+@pytest.mark.parametrize(("config", "extra"), cases())
+def test_model_config_resumes_exactly(
+    make_cfg, tmp_path: Path, config: str, extra: list[str]
+) -> None:
+    resumes_exactly(contract_cfg(make_cfg, tmp_path, config, extra), tmp_path)
+
+
+def keeps_the_contract(tiny: TinyConfig, tmp_path: Path) -> None:
+    """Trains the model of the config that ``tiny`` composes for 3 steps; its checkpoint, its run
+    directory and its export rebuild it to score or sample exactly as it does, with and without
+    its average."""
+    cfg = tiny("trainer.max_steps=3")
+    train(cfg)
+    path = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
     checkpoint = torch.load(path, weights_only=True)  # tensors and plain values only
     assert checkpoint["global_step"] == 3
 
     trained = load_model(path)
-    rebuilt = load_model(tmp_path / "run")  # and from the run directory
+    rebuilt = load_model(path.parents[1])  # and from the run directory
     exported = from_pretrained(save_pretrained(trained, tmp_path / "export"))
     if not isinstance(trained, GenerativeModule):
         images = torch.rand(4, *trained.hparams.image_shape) * 2 - 1
@@ -166,10 +198,9 @@ def test_model_config_keeps_the_contract(
     assert first.captions == again.captions == portable.captions
 
 
-@pytest.mark.parametrize(("config", "extra"), cases())
-def test_model_config_resumes_exactly(
-    make_cfg, tmp_path: Path, config: str, extra: list[str]
-) -> None:
+def resumes_exactly(tiny: TinyConfig, tmp_path: Path) -> None:
+    """A run of the config that ``tiny`` composes, killed inside its first epoch and resumed,
+    ends with exactly the weights of a run never stopped, and keeps a best checkpoint."""
     steps = (
         "trainer.max_steps=4",
         "trainer.val_check_interval=2",
@@ -177,7 +208,7 @@ def test_model_config_resumes_exactly(
         "callbacks.samples.every_n_steps=0",
     )
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    train(tiny_cfg(make_cfg, tmp_path, config, extra, *steps, output_dir=straight))
+    train(tiny(*steps, output_dir=straight))
     last = killed / "checkpoints" / "last.ckpt"
     kill = (
         f"+callbacks.kill._target_={__name__}.KillAt",
@@ -185,8 +216,8 @@ def test_model_config_resumes_exactly(
         f"+callbacks.kill.path={last}",
     )
     with pytest.raises(Killed):
-        train(tiny_cfg(make_cfg, tmp_path, config, extra, *steps, *kill, output_dir=killed))
-    train(tiny_cfg(make_cfg, tmp_path, config, extra, *steps, "ckpt_path=last", output_dir=killed))
+        train(tiny(*steps, *kill, output_dir=killed))
+    train(tiny(*steps, "ckpt_path=last", output_dir=killed))
 
     a, b = (
         torch.load(d / "checkpoints" / "last.ckpt", weights_only=True) for d in (straight, killed)
