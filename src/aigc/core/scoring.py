@@ -9,31 +9,27 @@ from aigc.tokenizers import Tokenizer
 
 
 class TextLikelihood:
-    """A model of text that gives its likelihood of windows of ``block_size + 1`` tokens of its
-    ``tokenizer``; ``bits_metric`` names that likelihood in bits per token (``bpc``, bits per
-    character, or ``bpb``, bits per byte)."""
+    """A model of text: ``nll`` of windows ``(B, block_size + 1)`` of its ``tokenizer``'s ids is
+    the mean negative log-likelihood in nats of tokens ``[:, 1:]``, each after those before it;
+    ``bits_metric`` names it in bits per token (``bpc``: per character; ``bpb``: per byte)."""
 
     tokenizer: Tokenizer
     block_size: int
     bits_metric: str
 
     def nll(self, tokens: torch.Tensor) -> torch.Tensor:
-        """The mean negative log-likelihood, in nats, of the windows' tokens ``[:, 1:]``, each
-        after those before it: ``(B, block_size + 1)`` -> ``()``."""
         raise NotImplementedError
 
 
 class ImageCaptionLikelihood:
-    """A model of captioned images, which captions images and gives the likelihood of images
-    and of their captions."""
+    """A model of captioned images: ``caption`` writes the caption of each image ``(B, C, H, W)``
+    in [-1, 1] (greedy); ``nll`` gives negative log-likelihoods in nats ``(B,)``, of each image
+    after the empty caption and of each caption (its UTF-8 bytes and its end) after its image."""
 
     def caption(self, images: torch.Tensor) -> list[str]:
-        """The caption of each image ``(B, C, H, W)`` in [-1, 1], greedy."""
         raise NotImplementedError
 
     def nll(self, images: torch.Tensor, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Negative log-likelihoods in nats ``(B,)``: of each image after the empty caption, and
-        of each caption (its UTF-8 bytes and its end) after its image."""
         raise NotImplementedError
 
 

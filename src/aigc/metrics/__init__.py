@@ -11,7 +11,7 @@ from aigc.metrics.image import (
     prdc,
     reference_features,
 )
-from aigc.metrics.scorecard import scorecard
+from aigc.metrics.scorecard import score
 
 __all__ = [
     "FeatureNetwork",
@@ -23,5 +23,5 @@ __all__ = [
     "load_feature_network",
     "prdc",
     "reference_features",
-    "scorecard",
+    "score",
 ]

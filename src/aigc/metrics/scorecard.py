@@ -8,7 +8,6 @@ model of captioned images, the image scores and its captions' accuracy and likel
 
 import math
 import time
-from collections.abc import Callable
 
 import torch
 from hydra.utils import get_class
@@ -158,7 +157,7 @@ def score_text_image_model(
     test = datamodule.test_set
     if test.texts is None:
         raise ConfigError(f"{cfg.ckpt_path}: score it on captioned data (data=mnist_captions)")
-    captions, image_nats, text_nats, num_bytes = [], 0.0, 0.0, 0
+    captions, image_nats, text_nats = [], 0.0, 0.0
     step = cfg.image.batch_size
     for start in range(0, len(test), step):
         images = to_signed_unit_range(test.images[start : start + step]).to(device)
@@ -167,29 +166,32 @@ def score_text_image_model(
         image_nll, caption_nll = model.nll(images, texts)
         image_nats += float(image_nll.sum())
         text_nats += float(caption_nll.sum())
-        num_bytes += sum(len(text.encode("utf-8")) for text in texts)
     # Accuracy where the data's own captions name their class in words a parser knows.
     if test.labels is not None and datamodule.caption_label(test.texts[0]) is not None:
         parsed = [datamodule.caption_label(caption) for caption in captions]
         right = sum(p == int(label) for p, label in zip(parsed, test.labels, strict=True))
         results["caption_accuracy"] = right / len(test)
     results["image_bits_per_dim"] = image_nats / math.log(2) / test.images[0].numel() / len(test)
+    num_bytes = sum(len(text.encode("utf-8")) for text in test.texts)
     results["caption_bits_per_byte"] = text_nats / math.log(2) / num_bytes
     results["caption_example"] = captions[0]
     return results
 
 
-def scorecard(model: AigcModule) -> Callable[[AigcModule, DictConfig, torch.device], Scores] | None:
-    """The function that scores ``model``, by the interface it declares; None: none does."""
+def score(model: AigcModule, cfg: DictConfig, device: torch.device) -> Scores:
+    """The scorecard of ``model``, by the interface it declares."""
     if isinstance(model, ImageCaptionLikelihood):  # an image generator too: checked first
-        return score_text_image_model
+        return score_text_image_model(model, cfg, device)
     if isinstance(model, TextLikelihood):
-        return score_language_model
+        return score_language_model(model, cfg, device)
     if isinstance(model, ImageCodec):
-        return score_image_tokenizer
+        return score_image_tokenizer(model, cfg, device)
     if isinstance(model, GenerativeModule) and model.produces == "image":
-        return score_image_generator
-    return None
+        return score_image_generator(model, cfg, device)
+    raise ConfigError(
+        f"{cfg.ckpt_path} holds a {type(model).__name__}, which eval.py does not score: it "
+        "scores image and text generators and image tokenizers"
+    )
 
 
 def _data(cfg: DictConfig, kind: type, model: AigcModule, **kwargs) -> ImageDataModule:
