@@ -364,7 +364,7 @@ def test_eval_without_feature_network(gan_ckpt: Path, tiny_mnist: Path) -> None:
 
 
 def test_eval_with_a_generator_as_feature_network(gan_ckpt: Path, tiny_mnist: Path) -> None:
-    with pytest.raises(CheckpointError, match="holds a GAN, not a Classifier"):
+    with pytest.raises(CheckpointError, match="holds a GAN, not a ImageClassifier"):
         eval_generator(gan_ckpt, tiny_mnist, gan_ckpt)
 
 

@@ -18,7 +18,7 @@ from aigc.metrics import (
     load_feature_network,
     prdc,
 )
-from aigc.models.classifier import ConvClassifier
+from aigc.models.classifier import Classifier
 from aigc.train import train
 
 NUM_IMAGES = 100  # KID's subsets are clamped to this
@@ -28,7 +28,7 @@ NUM_IMAGES = 100  # KID's subsets are clamped to this
 def feature_network() -> FeatureNetwork:
     """An untrained network: its random features still tell image distributions apart."""
     torch.manual_seed(0)
-    classifier = ConvClassifier((1, 28, 28), num_classes=10, width=4, feature_dim=16)
+    classifier = Classifier((1, 28, 28), num_classes=10, width=4, feature_dim=16)
     # Variance-preserving weights: with PyTorch's default ones (and BatchNorm's running statistics
     # untouched by training) activations shrink layer by layer, and every distance is near zero.
     for module in classifier.modules():
@@ -156,7 +156,7 @@ def test_load_feature_network_missing_file(tmp_path: Path) -> None:
 def test_load_feature_network_refuses_a_gan(tmp_path: Path) -> None:
     path = tmp_path / "gan.ckpt"
     torch.save({"state_dict": {}, MODEL_CLASS_KEY: "aigc.models.gan.module.GAN"}, path)
-    with pytest.raises(CheckpointError, match=r"GAN, not a Classifier.*mnist_classifier"):
+    with pytest.raises(CheckpointError, match=r"GAN, not a ImageClassifier.*mnist_classifier"):
         load_feature_network(path)
 
 

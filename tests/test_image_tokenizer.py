@@ -11,10 +11,11 @@ import torch
 from conftest import TINY_IMAGE_TOKENIZER, compose_config, tiny_classifier, write_idx
 
 from aigc.core.checkpoints import load_model
+from aigc.core.scoring import CodebookUsage
 from aigc.errors import ConfigError
 from aigc.eval import evaluate
 from aigc.models.image_tokenizer import ImageTokenizer
-from aigc.models.image_tokenizer.quantizer import CodebookUsage, Quantizer
+from aigc.models.image_tokenizer.quantizer import Quantizer
 from aigc.train import train
 
 VQ = {

@@ -18,7 +18,7 @@ FORBIDDEN = {
     "aigc.core": ["aigc.models", "aigc.data", "aigc.metrics", "aigc.callbacks"],
     "aigc.data": ["aigc.core", "aigc.models", "aigc.metrics", "aigc.callbacks"],
     "aigc.models": ["aigc.data", "aigc.metrics", "aigc.callbacks"],
-    "aigc.metrics": ["aigc.callbacks"],
+    "aigc.metrics": ["aigc.models", "aigc.callbacks"],
     "aigc.callbacks": ["aigc.models", "aigc.data", "aigc.metrics"],
 }
 

@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 
 from aigc.core.checkpoints import load_model, model_source
 from aigc.errors import ConfigError, exit_on_user_error
-from aigc.metrics import SCORECARDS
+from aigc.metrics import score
 from aigc.paths import METRICS_FILE
 from aigc.utils.cli import entry_point
 from aigc.utils.runtime import autocast, resolve_device
@@ -29,13 +29,8 @@ def evaluate(cfg: DictConfig) -> Scores:
         )
     device = resolve_device(cfg.accelerator)
     model = load_model(cfg.ckpt_path, device)
-    if model.scored_as not in SCORECARDS:
-        raise ConfigError(
-            f"{cfg.ckpt_path} holds a {type(model).__name__}, which eval.py does not score: it "
-            "scores image and text generators and image tokenizers"
-        )
     with torch.inference_mode(), autocast(device, cfg.precision):
-        return SCORECARDS[model.scored_as](model, cfg, device)
+        return score(model, cfg, device)
 
 
 def report(results: Scores, path: Path) -> None:

@@ -55,8 +55,6 @@ class AigcModule(L.LightningModule):
     # batch's first ones, kept by ``keep_preview_images``.
     preview_tag: ClassVar[str] = "preview"
     preview_images: torch.Tensor | None = None  # (PREVIEW_IMAGES, C, H, W)
-    # Which of eval.py's scorecards measures this model (None: none does).
-    scored_as: ClassVar[str | None] = None
 
     @property
     def batch_keys(self) -> frozenset[str]:
@@ -153,11 +151,6 @@ class GenerativeModule(AigcModule):
     """
 
     produces: ClassVar[str]
-
-    @property
-    def scored_as(self) -> str:
-        """Generators are scored by what they produce: "image" or "text"."""
-        return self.produces
 
     def __init__(
         self,

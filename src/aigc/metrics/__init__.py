@@ -11,10 +11,9 @@ from aigc.metrics.image import (
     prdc,
     reference_features,
 )
-from aigc.metrics.scorecard import SCORECARDS
+from aigc.metrics.scorecard import score
 
 __all__ = [
-    "SCORECARDS",
     "FeatureNetwork",
     "FeatureSet",
     "extract_features",
@@ -24,4 +23,5 @@ __all__ = [
     "load_feature_network",
     "prdc",
     "reference_features",
+    "score",
 ]

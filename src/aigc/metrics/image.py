@@ -1,7 +1,7 @@
 """Sample-quality scores of generated images, in the feature space of a classifier.
 
 The published FID/KID/IS use InceptionV3, whose weights are downloaded on first use. Where they
-cannot be, a ``Classifier`` checkpoint (``python train.py experiment=mnist_classifier``) takes its
+cannot be, a classifier's checkpoint (``python train.py experiment=mnist_classifier``) takes its
 place: its penultimate activations are the features of FID, KID and precision/recall/density/
 coverage, its logits the class probabilities of the Inception Score and of conditional accuracy.
 The numbers rank generators evaluated with the same network but are not comparable with published
@@ -28,23 +28,23 @@ from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from aigc.core.checkpoints import load_model, model_source
+from aigc.core.scoring import ImageClassifier
 from aigc.data.image import ImageDataModule
 from aigc.data.pixels import to_signed_unit_range
 from aigc.errors import CheckpointError, one_line
-from aigc.models.classifier import Classifier, ConvClassifier
 
 TRAIN_HINT = "train one with `python train.py experiment=mnist_classifier`"
 _DOWNLOAD_TIMEOUT_S = 30
 
 
 class FeatureNetwork(nn.Module):
-    """A frozen ``ConvClassifier`` that turns images into features and class logits.
+    """A frozen ``ImageClassifier`` that turns images into features and class logits.
 
     Images ``(B, C, H, W)``, float in [-1, 1] or uint8 in [0, 255] -> ``(features (B, D),
     logits (B, K))``: the penultimate activations and the class scores.
     """
 
-    def __init__(self, classifier: ConvClassifier, name: str = "classifier") -> None:
+    def __init__(self, classifier: ImageClassifier, name: str = "classifier") -> None:
         super().__init__()
         self.classifier = classifier
         self.name = name
@@ -66,7 +66,7 @@ class FeatureNetwork(nn.Module):
         if images.dtype == torch.uint8:
             images = to_signed_unit_range(images)
         features = self.classifier.features(images.float())
-        return features, self.classifier.head(features)
+        return features, self.classifier.logits(features)
 
     def digest(self) -> str:
         """A hash of the weights: reference features cached for one network fit no other."""
@@ -74,14 +74,14 @@ class FeatureNetwork(nn.Module):
 
 
 def load_feature_network(ckpt_path: str | Path) -> FeatureNetwork:
-    """The feature network of a ``Classifier`` checkpoint written by ``train.py``, or of its
+    """The feature network of a classifier's checkpoint written by ``train.py``, or of its
     export."""
     try:
         path = model_source(ckpt_path)
-        model = load_model(path, expected=Classifier)
+        model = load_model(path, expected=ImageClassifier)
     except CheckpointError as err:
         raise CheckpointError(f"feature network: {err}; {TRAIN_HINT}") from None
-    return FeatureNetwork(model.network, name=f"classifier:{path.name}")
+    return FeatureNetwork(model, name=f"classifier:{path.name}")
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,14 @@
-"""The scorecard: what ``eval.py`` measures of a model, by what the model is.
+"""The scorecard: what ``eval.py`` measures of a model, by the interface it declares
+(``aigc.core.scoring``; nothing here knows a family).
 
 Every image generator, conditional or not, gets the same image scores; language models get
-their likelihood of held-out text; image tokenizers, the quality of their reconstructions.
+their likelihood of held-out text; image tokenizers, the quality of their reconstructions; a
+model of captioned images, the image scores and its captions' accuracy and likelihoods.
 """
 
 import math
 import time
-from collections.abc import Callable
 
-import lightning as L
 import torch
 from hydra.utils import get_class
 from omegaconf import DictConfig
@@ -16,6 +16,7 @@ from torchmetrics.image import PeakSignalNoiseRatio
 
 from aigc.core.conditioning import Condition, spread
 from aigc.core.module import AigcModule, GenerativeModule
+from aigc.core.scoring import CodebookUsage, ImageCaptionLikelihood, ImageCodec, TextLikelihood
 from aigc.data import ImageDataModule, TextDataModule
 from aigc.data.pixels import to_signed_unit_range
 from aigc.errors import ConfigError
@@ -28,9 +29,6 @@ from aigc.metrics.image import (
     load_feature_network,
     reference_features,
 )
-from aigc.models.image_tokenizer import ImageTokenizer
-from aigc.models.image_tokenizer.quantizer import CodebookUsage
-from aigc.models.text_image import TextImageModel
 from aigc.utils.instantiate import instantiate
 
 Scores = dict[str, float | str]
@@ -83,36 +81,30 @@ def score_image_generator(
     return results
 
 
-def score_language_model(model: GenerativeModule, cfg: DictConfig, device: torch.device) -> Scores:
+def score_language_model(model: TextLikelihood, cfg: DictConfig, device: torch.device) -> Scores:
     """Loss, perplexity and bits per token over every token of the validation split, in
     non-overlapping windows of the model's ``block_size``."""
-    datamodule = _data(
-        cfg, TextDataModule, model, block_size=model.hparams.block_size, val_batches=None
-    )
-    if datamodule.tokenizer.state_dict() != model.hparams.tokenizer_state:
+    datamodule = _data(cfg, TextDataModule, model, block_size=model.block_size, val_batches=None)
+    if datamodule.tokenizer.state_dict() != model.tokenizer.state_dict():
         raise ConfigError(
             f"{datamodule.path} tokenizes differently from the text {cfg.ckpt_path} was trained "
             "on (another vocabulary): evaluate on the training text's data config"
         )
-    trainer = L.Trainer(
-        accelerator=device.type,
-        devices=1,
-        precision=cfg.precision,
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-    )
-    (results,) = trainer.validate(model, datamodule=datamodule, verbose=False)
-    loss = results["val/loss"]
+    datamodule.prepare_data()
+    datamodule.setup("validate")
+    nats = 0.0  # every window has block_size targets: the mean of the windows' means
+    for batch in datamodule.val_dataloader():
+        nats += float(model.nll(batch["tokens"].to(device))) * len(batch["tokens"])
+    loss = nats / len(datamodule.val_set)
     return {
         "loss": loss,
         "perplexity": math.exp(loss),
         model.bits_metric: loss / math.log(2),
-        "tokens": len(datamodule.val_set) * model.hparams.block_size,
+        "tokens": len(datamodule.val_set) * model.block_size,
     }
 
 
-def score_image_tokenizer(model: ImageTokenizer, cfg: DictConfig, device: torch.device) -> Scores:
+def score_image_tokenizer(model: ImageCodec, cfg: DictConfig, device: torch.device) -> Scores:
     """How well the test split survives the trip through the tokenizer's codes
     (``decode(encode(images))``): PSNR, how much of the codebook the test images use, and with a
     classifier (``image.feature_ckpt``) its accuracy on the originals and on the
@@ -151,7 +143,9 @@ def score_image_tokenizer(model: ImageTokenizer, cfg: DictConfig, device: torch.
     return results
 
 
-def score_text_image_model(model: TextImageModel, cfg: DictConfig, device: torch.device) -> Scores:
+def score_text_image_model(
+    model: ImageCaptionLikelihood, cfg: DictConfig, device: torch.device
+) -> Scores:
     """A model that draws and captions: the image generator's scorecard of its drawings from
     prompts (training and held-out wordings), then over the test split its captions' accuracy
     (the share that name the image's class in one of the data's caption wordings, greedy),
@@ -163,36 +157,41 @@ def score_text_image_model(model: TextImageModel, cfg: DictConfig, device: torch
     test = datamodule.test_set
     if test.texts is None:
         raise ConfigError(f"{cfg.ckpt_path}: score it on captioned data (data=mnist_captions)")
-    captions, image_nats, text_nats, num_bytes = [], 0.0, 0.0, 0
+    captions, image_nats, text_nats = [], 0.0, 0.0
     step = cfg.image.batch_size
     for start in range(0, len(test), step):
         images = to_signed_unit_range(test.images[start : start + step]).to(device)
         texts = test.texts[start : start + step]
         captions += model.caption(images)
-        nats = model.nll_sums(images, texts)
-        image_nats, text_nats, num_bytes = (
-            image_nats + nats[0],
-            text_nats + nats[1],
-            num_bytes + nats[2],
-        )
+        image_nll, caption_nll = model.nll(images, texts)
+        image_nats += float(image_nll.sum())
+        text_nats += float(caption_nll.sum())
     # Accuracy where the data's own captions name their class in words a parser knows.
     if test.labels is not None and datamodule.caption_label(test.texts[0]) is not None:
         parsed = [datamodule.caption_label(caption) for caption in captions]
         right = sum(p == int(label) for p, label in zip(parsed, test.labels, strict=True))
         results["caption_accuracy"] = right / len(test)
     results["image_bits_per_dim"] = image_nats / math.log(2) / test.images[0].numel() / len(test)
+    num_bytes = sum(len(text.encode("utf-8")) for text in test.texts)
     results["caption_bits_per_byte"] = text_nats / math.log(2) / num_bytes
     results["caption_example"] = captions[0]
     return results
 
 
-# What eval.py measures of a model, by what ``scored_as`` says it is.
-SCORECARDS: dict[str, Callable[[AigcModule, DictConfig, torch.device], Scores]] = {
-    "image": score_image_generator,
-    "text": score_language_model,
-    "image_tokenizer": score_image_tokenizer,
-    "text_image": score_text_image_model,
-}
+def score(model: AigcModule, cfg: DictConfig, device: torch.device) -> Scores:
+    """The scorecard of ``model``, by the interface it declares."""
+    if isinstance(model, ImageCaptionLikelihood):  # an image generator too: checked first
+        return score_text_image_model(model, cfg, device)
+    if isinstance(model, TextLikelihood):
+        return score_language_model(model, cfg, device)
+    if isinstance(model, ImageCodec):
+        return score_image_tokenizer(model, cfg, device)
+    if isinstance(model, GenerativeModule) and model.produces == "image":
+        return score_image_generator(model, cfg, device)
+    raise ConfigError(
+        f"{cfg.ckpt_path} holds a {type(model).__name__}, which eval.py does not score: it "
+        "scores image and text generators and image tokenizers"
+    )
 
 
 def _data(cfg: DictConfig, kind: type, model: AigcModule, **kwargs) -> ImageDataModule:

@@ -10,6 +10,7 @@ from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy
 
 from aigc.core.module import AigcModule, Monitor
+from aigc.core.scoring import ImageClassifier
 from aigc.errors import ConfigError, check_positive
 from aigc.models.classifier.network import ConvClassifier
 from aigc.utils.log_steps import logs_this_step
@@ -17,7 +18,7 @@ from aigc.utils.log_steps import logs_this_step
 Batch = dict[str, torch.Tensor]  # image (B, C, H, W) in [-1, 1], label (B,)
 
 
-class Classifier(AigcModule):
+class Classifier(AigcModule, ImageClassifier):
     """A ``ConvClassifier`` trained with AdamW and a one-cycle learning-rate schedule.
 
     Its checkpoints are what ``aigc.metrics.load_feature_network`` reads.
@@ -98,3 +99,14 @@ class Classifier(AigcModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
+
+    # The feature network of the image scores (aigc.core.scoring.ImageClassifier).
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return self.network.image_shape
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.network.features(images)
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        return self.network.head(features)

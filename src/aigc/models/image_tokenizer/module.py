@@ -11,15 +11,15 @@ from torchmetrics.image import PeakSignalNoiseRatio
 from aigc.core.module import AigcModule, Monitor, eval_mode
 from aigc.core.optim import warmup_schedule
 from aigc.core.samples import Samples
+from aigc.core.scoring import CodebookUsage, ImageCodec
 from aigc.errors import check_positive
 from aigc.models.image_tokenizer.network import VQAutoencoder
-from aigc.models.image_tokenizer.quantizer import CodebookUsage
 from aigc.utils.log_steps import logs_this_step
 
 Batch = dict[str, Any]  # image (B, C, H, W) in [-1, 1], and whatever else the data holds
 
 
-class ImageTokenizer(AigcModule):
+class ImageTokenizer(AigcModule, ImageCodec):
     """A ``VQAutoencoder`` trained to reconstruct its input (mean squared error, plus the
     commitment loss of a learned codebook), with AdamW.
 
@@ -32,7 +32,6 @@ class ImageTokenizer(AigcModule):
 
     monitor = Monitor("val/loss", "min")
     preview_tag = "reconstructions"
-    scored_as = "image_tokenizer"
 
     def __init__(
         self,

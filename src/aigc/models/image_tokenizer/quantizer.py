@@ -1,4 +1,4 @@
-"""The discrete bottleneck, from vector-quantize-pytorch, and how much of its codebook is used."""
+"""The discrete bottleneck, from vector-quantize-pytorch."""
 
 from collections.abc import Sequence
 from typing import Any
@@ -6,7 +6,6 @@ from typing import Any
 import torch
 import vector_quantize_pytorch as vq
 from torch import nn
-from torchmetrics import Metric
 
 from aigc.errors import ConfigError
 
@@ -65,23 +64,3 @@ class Quantizer(nn.Module):
         if self.kind == "fsq":
             return self.bottleneck.indices_to_codes(codes)
         return self.bottleneck.get_output_from_indices(codes)
-
-
-class CodebookUsage(Metric):
-    """How evenly codes are used over an epoch: ``perplexity`` (the exponential of the usage
-    entropy: the number of equally used codes with the same entropy; at most the codebook size)
-    and ``dead_fraction`` (the share of codes never used)."""
-
-    full_state_update = False
-
-    def __init__(self, codebook_size: int) -> None:
-        super().__init__()
-        self.add_state("counts", default=torch.zeros(codebook_size), dist_reduce_fx="sum")
-
-    def update(self, codes: torch.Tensor) -> None:
-        self.counts += torch.bincount(codes.flatten(), minlength=len(self.counts)).float()
-
-    def compute(self) -> dict[str, torch.Tensor]:
-        p = self.counts / self.counts.sum().clamp(min=1)
-        entropy = -(p * p.clamp(min=1e-12).log()).sum()
-        return {"perplexity": entropy.exp(), "dead_fraction": (self.counts == 0).float().mean()}

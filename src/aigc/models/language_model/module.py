@@ -12,6 +12,7 @@ from aigc.core.conditioning import Condition
 from aigc.core.module import GenerativeModule, Monitor, Progress, derived_generator
 from aigc.core.optim import warmup_schedule, weight_decay_groups
 from aigc.core.samples import Samples
+from aigc.core.scoring import TextLikelihood
 from aigc.errors import ConfigError, check_positive
 from aigc.models.language_model.network import stream
 from aigc.nn.gpt import GPT, check_sampling_args
@@ -22,7 +23,7 @@ from aigc.utils.log_steps import logs_this_step
 Batch = dict[str, torch.Tensor]  # tokens: (B, T + 1) windows; inputs [:, :-1], targets [:, 1:]
 
 
-class LanguageModel(GenerativeModule):
+class LanguageModel(GenerativeModule, TextLikelihood):
     """Next-token prediction with AdamW and a warm-up + cosine learning-rate schedule.
 
     It consumes a text prompt and produces its continuation. The tokenizer's state (a dict of plain
@@ -210,3 +211,11 @@ class LanguageModel(GenerativeModule):
             weight_decay_groups(self.parameters(), hp.weight_decay), lr=hp.lr, betas=tuple(hp.betas)
         )
         return warmup_schedule(optimizer, hp.warmup_steps, int(decay_steps), hp.min_lr / hp.lr)
+
+    # What eval.py's scorecard reads (aigc.core.scoring.TextLikelihood).
+    @property
+    def block_size(self) -> int:
+        return self.hparams.block_size
+
+    def nll(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self(tokens[:, :-1], tokens[:, 1:])[1]

@@ -13,6 +13,7 @@ from aigc.core.conditioning import Condition
 from aigc.core.module import GenerativeModule, Monitor, Progress
 from aigc.core.optim import warmup_schedule, weight_decay_groups
 from aigc.core.samples import Samples
+from aigc.core.scoring import ImageCaptionLikelihood
 from aigc.errors import ConfigError, check_positive
 from aigc.models.image_tokenizer import ImageTokenizer
 from aigc.models.text_image.network import TextImageGPT
@@ -26,7 +27,7 @@ from aigc.utils.log_steps import logs_this_step
 Batch = dict[str, Any]  # image (B, C, H, W) in [-1, 1], text (B strings), maybe codes (B, T)
 
 
-class TextImageModel(GenerativeModule):
+class TextImageModel(GenerativeModule, ImageCaptionLikelihood):
     """A GPT over the joint vocabulary of UTF-8 bytes and an image tokenizer's codes.
 
     Every training example is a row of two segments (``objective.Rows``), a caption and an
@@ -44,7 +45,6 @@ class TextImageModel(GenerativeModule):
     """
 
     produces = "image"
-    scored_as = "text_image"
     monitor = Monitor("val/loss", "min")
     preview_tag = "captions"
 
@@ -289,17 +289,14 @@ class TextImageModel(GenerativeModule):
         with self.attention():
             return write_captions(network, self.layout, codes, generator, temperature, top_k)
 
-    def nll_sums(self, images: torch.Tensor, texts: Sequence[str]) -> tuple[float, float, int]:
-        """Negative log-likelihoods in nats, summed over a batch: of the images' codes after the
-        empty caption, of the captions' bytes (and their end) after their images; and the
-        captions' bytes. Divided by pixels and bytes they give bits per dimension and per byte."""
+    def nll(self, images: torch.Tensor, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Negative log-likelihoods in nats ``(B,)``: of each image's codes after the empty
+        caption, and of each caption's bytes (and its end) after its image."""
         network = self.generating_network()
         codes = self._codes(images)  # encoded once for both directions
         with self.attention():
             image_nll = self.layout.segment_nll(network, codes, [""] * len(texts), False)
-            caption_nll = self.layout.segment_nll(network, codes, texts, True)
-        num_bytes = sum(len(text.encode("utf-8")) for text in texts)
-        return float(image_nll.sum()), float(caption_nll.sum()), num_bytes
+            return image_nll, self.layout.segment_nll(network, codes, texts, True)
 
     def _sampling(self, temperature: float | None, top_k: int | None) -> tuple[float, int | None]:
         hp = self.hparams
