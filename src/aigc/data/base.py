@@ -74,9 +74,9 @@ class AigcDataModule(L.LightningDataModule):
     ``pin_memory`` as hyperparameters.
     """
 
-    @staticmethod
-    def check_loader_settings(batch_size: int, num_workers: int) -> None:
-        """For subclasses' constructors: the loader settings that cannot work, as a ConfigError."""
+    def __init__(self, batch_size: int, num_workers: int) -> None:
+        """Refuses the loader settings that cannot work, with a ConfigError."""
+        super().__init__()
         check_positive("data", batch_size=batch_size)
         if num_workers < 0:
             raise ConfigError(f"data.num_workers={num_workers}: must be 0 or more")

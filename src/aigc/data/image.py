@@ -63,12 +63,14 @@ class ImageDataModule(AigcDataModule):
 
     def __init__(
         self,
+        batch_size: int,
+        num_workers: int,
         val_fraction: float,
         val_images: int | None = None,
         cache_dir: str = ".cache",
         group_by_length: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, num_workers)
         if not 0.0 <= val_fraction < 1.0:
             raise ConfigError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
         check_positive("data", val_images=val_images)

@@ -53,8 +53,9 @@ class ImageFolderDataModule(ImageDataModule):
         cache_dir: str = ".cache",
         group_by_length: bool = False,
     ) -> None:
-        super().__init__(val_fraction, val_images, cache_dir, group_by_length)
-        self.check_loader_settings(batch_size, num_workers)
+        super().__init__(
+            batch_size, num_workers, val_fraction, val_images, cache_dir, group_by_length
+        )
         if channels not in _MODES:
             raise ConfigError(f"data.channels={channels}; choose 3 (RGB) or 1 (grayscale)")
         if image_size < 1:

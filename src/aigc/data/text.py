@@ -95,8 +95,7 @@ class TextDataModule(AigcDataModule):
         pin_memory: bool = False,
         seed: int = 0,
     ) -> None:
-        super().__init__()
-        self.check_loader_settings(batch_size, num_workers)
+        super().__init__(batch_size, num_workers)
         if tokenizer not in TOKENIZER_KINDS:
             raise ConfigError(
                 f"unknown data.tokenizer {tokenizer!r}; choose one of {TOKENIZER_KINDS}"

@@ -72,8 +72,9 @@ class TorchvisionImageDataModule(ImageDataModule):
         cache_dir: str = ".cache",
         group_by_length: bool = False,
     ) -> None:
-        super().__init__(val_fraction, val_images, cache_dir, group_by_length)
-        self.check_loader_settings(batch_size, num_workers)
+        super().__init__(
+            batch_size, num_workers, val_fraction, val_images, cache_dir, group_by_length
+        )
         if dataset not in DATASETS:
             raise ConfigError(
                 f"unknown image dataset {dataset!r}; choose one of {sorted(DATASETS)}"

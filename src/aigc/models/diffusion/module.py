@@ -62,7 +62,7 @@ class DiffusionModel(GenerativeModule):
         lr: float = 1e-3,
         warmup_steps: int = 200,
         lr_decay_steps: int | None = None,
-        min_lr: float = 0.0,
+        min_lr: float = 1e-4,
         weight_decay: float = 0.0,
         betas: Sequence[float] = (0.9, 0.999),
         conditioning: str | None = None,
@@ -75,8 +75,7 @@ class DiffusionModel(GenerativeModule):
     ) -> None:
         super().__init__(conditioning, num_classes, class_names, sample_prompts)
         check_positive("model", lr=lr, steps=steps, guidance_scale=guidance_scale)
-        if lr_decay_steps is not None:
-            check_positive("model", lr_decay_steps=lr_decay_steps)
+        check_positive("model", lr_decay_steps=lr_decay_steps)
         if not 0.0 <= uncond_prob < 1.0:
             raise ConfigError(f"model.uncond_prob={uncond_prob}; choose a value in [0, 1)")
         self.save_hyperparameters()
@@ -208,8 +207,7 @@ class DiffusionModel(GenerativeModule):
             betas=tuple(self.hparams.betas),
             weight_decay=self.hparams.weight_decay,
         )
-        hp = self.hparams
-        return warmup_schedule(optimizer, hp.warmup_steps, hp.lr_decay_steps, hp.min_lr / hp.lr)
+        return warmup_schedule(optimizer, self)
 
     def save_diffusers(self, out: str | Path, ema: bool | None = None) -> Path:
         return save_diffusers(self, out, ema)

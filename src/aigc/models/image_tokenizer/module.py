@@ -45,11 +45,14 @@ class ImageTokenizer(AigcModule, ImageCodec):
         vq: dict[str, Any] | None = None,
         lr: float = 1e-3,
         warmup_steps: int = 100,
+        lr_decay_steps: int | None = None,
+        min_lr: float = 1e-4,
         weight_decay: float = 0.0,
         compile: bool = False,
     ) -> None:
         super().__init__()
         check_positive("model", lr=lr, layers_per_block=layers_per_block, norm_groups=norm_groups)
+        check_positive("model", lr_decay_steps=lr_decay_steps)
         self.save_hyperparameters()
         self.image_shape = tuple(image_shape)
         self.network = VQAutoencoder(
@@ -152,4 +155,4 @@ class ImageTokenizer(AigcModule, ImageCodec):
         optimizer = torch.optim.AdamW(
             self.network.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
         )
-        return warmup_schedule(optimizer, self.hparams.warmup_steps)
+        return warmup_schedule(optimizer, self)

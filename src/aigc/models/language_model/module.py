@@ -198,19 +198,10 @@ class LanguageModel(GenerativeModule, TextLikelihood):
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
-        # The decay spans the run unless set: trainer.max_steps, else the planned epochs' steps.
-        decay_steps = hp.lr_decay_steps or self.trainer.max_steps
-        if decay_steps < 0:  # max_steps=-1: no step limit
-            decay_steps = self.trainer.estimated_stepping_batches
-        if not math.isfinite(decay_steps):
-            raise ConfigError(
-                "model.lr_decay_steps is null and the run has no length: set it, or "
-                "trainer.max_steps, or trainer.max_epochs"
-            )
         optimizer = torch.optim.AdamW(
             weight_decay_groups(self.parameters(), hp.weight_decay), lr=hp.lr, betas=tuple(hp.betas)
         )
-        return warmup_schedule(optimizer, hp.warmup_steps, int(decay_steps), hp.min_lr / hp.lr)
+        return warmup_schedule(optimizer, self)
 
     # What eval.py's scorecard reads (aigc.core.scoring.TextLikelihood).
     @property

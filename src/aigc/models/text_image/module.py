@@ -69,7 +69,7 @@ class TextImageModel(GenerativeModule, ImageCaptionLikelihood):
         lr: float = 1e-3,
         warmup_steps: int = 100,
         lr_decay_steps: int | None = None,
-        min_lr: float = 0.0,
+        min_lr: float = 1e-4,
         weight_decay: float = 0.1,
         betas: Sequence[float] = (0.9, 0.99),
         ema_decay: float | None = None,
@@ -83,6 +83,7 @@ class TextImageModel(GenerativeModule, ImageCaptionLikelihood):
             "model",
             max_text_bytes=max_text_bytes,
             lr=lr,
+            lr_decay_steps=lr_decay_steps,
             n_layer=n_layer,
             n_head=n_head,
             n_embd=n_embd,
@@ -94,8 +95,6 @@ class TextImageModel(GenerativeModule, ImageCaptionLikelihood):
         ):
             if not 0.0 <= p <= 1.0:
                 raise ConfigError(f"model.{name}={p}; choose a value in [0, 1]")
-        if lr_decay_steps is not None:
-            check_positive("model", lr_decay_steps=lr_decay_steps)
         self.save_hyperparameters()
         self.image_tokenizer = _image_tokenizer(image_tokenizer)
         self.hparams["image_tokenizer"] = dict(self.image_tokenizer.hparams)
@@ -320,7 +319,7 @@ class TextImageModel(GenerativeModule, ImageCaptionLikelihood):
             lr=hp.lr,
             betas=tuple(hp.betas),
         )
-        return warmup_schedule(optimizer, hp.warmup_steps, hp.lr_decay_steps, hp.min_lr / hp.lr)
+        return warmup_schedule(optimizer, self)
 
 
 def _image_tokenizer(source: str | dict[str, Any]) -> ImageTokenizer:
