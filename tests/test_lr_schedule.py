@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 import torch
+from conftest import model_sampling
 from lightning import LightningModule
 
 from aigc.models.diffusion import DiffusionModel
@@ -16,12 +17,13 @@ from aigc.models.text_image import TextImageModel
 
 def diffusion(**kwargs) -> DiffusionModel:
     tiny = dict(widths=(8, 16), attention=(False, True), norm_groups=4, attention_head_dim=8)
-    return DiffusionModel((1, 8, 8), **tiny, **kwargs)
+    return DiffusionModel((1, 8, 8), **tiny, sampling=model_sampling("diffusion"), **kwargs)
 
 
 def text_image(**kwargs) -> TextImageModel:
     tokenizer = ImageTokenizer((1, 28, 28), widths=(8, 8, 8), norm_groups=4, levels=(4, 3))
     sizes = dict(n_layer=1, n_head=2, n_embd=16, max_text_bytes=8, sample_prompts=["a one"])
+    sizes["sampling"] = model_sampling("text_image")
     return TextImageModel(tokenizer.hparams, (1, 28, 28), **sizes, **kwargs)
 
 

@@ -51,10 +51,11 @@ class LanguageModel(GenerativeModule):
         betas: Sequence[float] = (0.9, 0.99),
         attention_backends: Sequence[str] | None = None,
         sample_prompts: Sequence[str] = ("\n",),
+        sampling: dict[str, Any] | None = None,
         ema_decay: float | None = None,
         compile: bool = False,
     ) -> None:
-        super().__init__(conditioning="text", sample_prompts=sample_prompts)
+        super().__init__(conditioning="text", sample_prompts=sample_prompts, sampling=sampling)
         check_positive(
             "model",
             block_size=block_size,
@@ -92,10 +93,6 @@ class LanguageModel(GenerativeModule):
         return frozenset({"tokens"})
 
     @property
-    def sampling_network(self) -> nn.Module:
-        return self.network
-
-    @property
     def bits_metric(self) -> str:
         """``bpc`` (bits per character) or ``bpb`` (bits per byte): the loss in bits per token."""
         return f"bp{self.tokenizer.unit[0]}"
@@ -123,10 +120,10 @@ class LanguageModel(GenerativeModule):
         generator: torch.Generator | None,
         progress: Progress | None,
         *,
-        max_new_tokens: int = 200,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
+        max_new_tokens: int,
+        temperature: float,
+        top_k: int | None,
+        top_p: float | None,
     ) -> Samples:
         """A continuation of each prompt, one sequence at a time, so that ``progress`` can show
         each as it is written."""
