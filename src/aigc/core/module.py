@@ -150,7 +150,7 @@ class GenerativeModule(AigcModule):
     It implements ``draw(network, n, condition, generator, progress, **settings)``, whose
     keyword-only arguments are its sampling settings; their defaults are the model config's
     ``sampling`` block, kept in the hyperparameters. The network that generates is
-    ``self.network``; ``init_ema`` keeps an exponential moving average of its weights, which
+    ``self.network``; ``init_network`` keeps an exponential moving average of its weights, which
     ``sample`` uses unless told otherwise (``ema=False``).
     """
 
@@ -336,16 +336,18 @@ class GenerativeModule(AigcModule):
         """The logger tag of samples drawn with the sampling ``settings``."""
         return "samples"
 
-    def init_ema(self, decay: float | None) -> None:
-        """Keeps an exponential moving average of ``self.network``'s weights and buffers,
-        updated after every training batch and saved in checkpoints (call it before compiling)."""
-        if decay is None:
-            return
-        if not 0.0 < decay < 1.0:
-            raise ConfigError(f"model.ema_decay={decay}; choose a value in (0, 1), or null")
-        self.ema = AveragedModel(
-            self.network, multi_avg_fn=WarmupEMA(decay), use_buffers=True
-        ).requires_grad_(False)  # DDP and the optimizers leave it alone
+    def init_network(self, ema_decay: float | None, compile: bool) -> None:
+        """Once ``self.network`` is built: keeps an exponential moving average of its weights and
+        buffers (None: none), updated after every training batch and saved in checkpoints, then
+        compiles the network in place (parameter names, and so checkpoints, stay the same)."""
+        if ema_decay is not None:
+            if not 0.0 < ema_decay < 1.0:
+                raise ConfigError(f"model.ema_decay={ema_decay}; choose a value in (0, 1), or null")
+            self.ema = AveragedModel(
+                self.network, multi_avg_fn=WarmupEMA(ema_decay), use_buffers=True
+            ).requires_grad_(False)  # DDP and the optimizers leave it alone
+        if compile:
+            self.network.compile()
 
     def export_hparams(self) -> dict[str, Any]:
         hparams = super().export_hparams()
@@ -356,7 +358,7 @@ class GenerativeModule(AigcModule):
 
     def export_state_dict(self, ema: bool | None = None) -> dict[str, torch.Tensor]:
         """All weights but the training-only submodules' and the average's, with the weights that
-        ``sample(ema=ema)`` uses in the sampling network's place."""
+        ``sample(ema=ema)`` uses in the network's place."""
         state = {
             name: tensor
             for name, tensor in super().export_state_dict().items()

@@ -91,9 +91,7 @@ class DiffusionModel(GenerativeModule):
             num_classes,
             text_encoder,
         )
-        self.init_ema(ema_decay)
-        if compile:
-            self.network.compile()
+        self.init_network(ema_decay, compile)
 
     def loss(
         self, network: Denoiser, batch: Batch, generator: torch.Generator, training: bool

@@ -90,9 +90,8 @@ class GAN(GenerativeModule):
         # The generator is the network that samples.
         self.network = Generator(shape, latent_dim, generator_width, cond_dim)
         self.discriminator = Discriminator(shape, discriminator_width, cond_dim, spectral_norm)
-        self.init_ema(ema_decay)
+        self.init_network(ema_decay, compile)
         if compile:
-            self.network.compile()
             self.discriminator.compile()
         self.val_fid = RandomFeatureFID(shape[0])
 

@@ -82,9 +82,7 @@ class LanguageModel(GenerativeModule):
             bias,
             position_encoding,
         )
-        self.init_ema(ema_decay)
-        if compile:
-            self.network.compile()  # in place: parameter names, and so checkpoints, stay the same
+        self.init_network(ema_decay, compile)
         self.attention = AttentionBackends(attention_backends)
         self._last_logged: tuple[float, int] | None = None  # (time, step) of the last log
 

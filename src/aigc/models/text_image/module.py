@@ -115,9 +115,7 @@ class TextImageModel(GenerativeModule):
             dropout,
             bias,
         )
-        self.init_ema(ema_decay)
-        if compile:
-            self.network.compile()
+        self.init_network(ema_decay, compile)
         self.attention = AttentionBackends(attention_backends)
 
     def train(self, mode: bool = True) -> "TextImageModel":
