@@ -24,7 +24,7 @@ from diffusers.training_utils import EMAModel
 
 def plain_step(run: Run, variant: Variant) -> Step:
     hp, device = run.model.hparams, run.device
-    unet = UNet2DModel.from_config(run.model.denoiser.unet.config).to(device).train()
+    unet = UNet2DModel.from_config(run.model.network.unet.config).to(device).train()
     noise_scheduler = DDPMScheduler.from_config(run.model.schedule.config)
     optimizer = torch.optim.AdamW(
         unet.parameters(), lr=hp.lr, betas=tuple(hp.betas), weight_decay=hp.weight_decay

@@ -23,13 +23,13 @@ def plain_step(run: Run, variant: Variant) -> Step:
     hp, device = run.model.hparams, run.device
     cond_dim = hp.num_classes if hp.conditioning == "label" else 0
     shape = tuple(hp.image_shape)
-    generator = Generator(shape, hp.latent_dim, hp.generator_width, cond_dim).to(device)
+    network = Generator(shape, hp.latent_dim, hp.generator_width, cond_dim).to(device)
     discriminator = Discriminator(shape, hp.discriminator_width, cond_dim).to(device)
     if variant.compile:
-        generator.compile()
+        network.compile()
         discriminator.compile()
     loss = get_loss(hp.loss)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=hp.lr, betas=tuple(hp.betas))
+    opt_g = torch.optim.Adam(network.parameters(), lr=hp.lr, betas=tuple(hp.betas))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=hp.lr, betas=tuple(hp.betas))
     scaler = variant.grad_scaler(device)
 
@@ -37,7 +37,7 @@ def plain_step(run: Run, variant: Variant) -> Step:
         real = batch["image"]
         cond = F.one_hot(batch["label"], hp.num_classes).float() if cond_dim else None
         with variant.autocast(device):
-            fake = generator(torch.randn(real.size(0), hp.latent_dim, device=device), cond)
+            fake = network(torch.randn(real.size(0), hp.latent_dim, device=device), cond)
             fake_logits = discriminator(fake.detach(), cond)
             if cond is None:
                 loss_d = loss.discriminator(discriminator(real), fake_logits)

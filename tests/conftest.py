@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 from PIL import Image
 
 from aigc.paths import CONFIG_DIR
@@ -30,10 +30,17 @@ TINY_DIFFUSION = [
     "model.attention=[false,true]",
     "model.norm_groups=4",
     "model.attention_head_dim=8",
-    "model.steps=2",
+    "model.sampling.steps=2",
 ]
 TINY_IMAGE_TOKENIZER = ["model.widths=[8,8,8]", "model.norm_groups=4", "model.levels=[4,3]"]
 TINY_TEXT_IMAGE = ["model.n_layer=1", "model.n_head=2", "model.n_embd=16"]
+
+
+def model_sampling(family: str, **settings) -> dict:
+    """The sampling defaults of ``configs/model/<family>.yaml``, ``settings`` in their place: the
+    ``sampling`` argument of a model built in Python."""
+    defaults = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "model" / f"{family}.yaml"))
+    return {**defaults["sampling"], **settings}
 
 
 def tiny_run(make_cfg, data_dir: Path, *overrides: str, output_dir: Path | None = None):

@@ -7,7 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_DIFFUSION, compose_config, tiny_run, write_tiny_idx_dataset
+from conftest import (
+    TINY_DIFFUSION,
+    compose_config,
+    model_sampling,
+    tiny_run,
+    write_tiny_idx_dataset,
+)
 from diffusers import DDPMPipeline, DDPMScheduler, UNet2DConditionModel, UNet2DModel
 from safetensors.torch import load_file
 
@@ -31,11 +37,12 @@ def tiny_model(conditioning: str | None = None, **kwargs) -> DiffusionModel:
         kwargs.update(num_classes=10, class_names=[str(i) for i in range(10)])
     if conditioning == "text":
         kwargs.update(sample_prompts=PROMPTS, text_encoder={"n_embd": 16, "n_head": 2})
+    kwargs.setdefault("sampling", model_sampling("diffusion"))
     torch.manual_seed(0)
     model = DiffusionModel((1, 8, 8), conditioning=conditioning, **TINY, **kwargs)
     # Weights away from diffusers' zero initialisation of the output layers, so outputs differ.
     with torch.no_grad():
-        for p in model.denoiser.parameters():
+        for p in model.network.parameters():
             p.add_(torch.randn_like(p) * 0.05)
     return model.eval()
 
@@ -98,7 +105,7 @@ def test_every_sampler_denoises_to_the_clean_image_with_a_perfect_predictor(
 def test_guidance_scale_1_is_the_conditional_prediction_and_others_extrapolate(
     conditioning: str,
 ) -> None:
-    network = tiny_model(conditioning).denoiser
+    network = tiny_model(conditioning).network
     x, t = torch.randn(2, 1, 8, 8), torch.tensor([10, 700])
     condition = Condition.of([3, 7]) if conditioning == "label" else Condition.of(texts=PROMPTS)
     with torch.no_grad():
@@ -113,7 +120,7 @@ def test_guidance_scale_1_is_the_conditional_prediction_and_others_extrapolate(
 
 
 def test_dropping_the_condition_is_the_null_condition() -> None:
-    network = tiny_model("text").denoiser
+    network = tiny_model("text").network
     x, t = torch.randn(2, 1, 8, 8), torch.tensor([5, 5])
     drop = torch.tensor([True, False])
     with torch.no_grad():
@@ -124,7 +131,8 @@ def test_dropping_the_condition_is_the_null_condition() -> None:
 
 
 def test_sampling_settings_choose_the_sampler_and_default_to_the_models() -> None:
-    model = tiny_model("label", sampler="ddim", steps=3, guidance_scale=2.0)
+    sampling = model_sampling("diffusion", sampler="ddim", steps=3, guidance_scale=2.0)
+    model = tiny_model("label", sampling=sampling)
     condition = Condition.of([1, 2])
 
     def draw(**settings) -> torch.Tensor:
@@ -139,7 +147,8 @@ def test_sampling_settings_choose_the_sampler_and_default_to_the_models() -> Non
 
 
 def test_guidance_applies_only_inside_its_interval() -> None:
-    model = tiny_model("label", sampler="ddim", steps=4, guidance_scale=3.0)
+    sampling = model_sampling("diffusion", sampler="ddim", steps=4, guidance_scale=3.0)
+    model = tiny_model("label", sampling=sampling)
     condition = Condition.of([1, 2])
     timesteps = make_sampler("ddim", 4, model.schedule).timesteps.tolist()  # [999, 749, 499, 249]
 
@@ -196,7 +205,7 @@ def test_guidance_without_a_learned_null_condition_is_refused() -> None:
     [
         ("model.beta_schedule=quadratic", "model.beta_schedule=quadratic; choose linear"),
         ("model.prediction_type=sample", "model.prediction_type=sample; choose epsilon"),
-        ("model.sampler=fast", "sampler=fast does not exist"),
+        ("model.sampling.sampler=fast", "sampler=fast does not exist"),
         ("model.uncond_prob=1.0", r"model.uncond_prob=1.0; choose a value in \[0, 1\)"),
         (
             "model.widths=[8,16,16,16] model.attention=[false,false,false,true]",

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import TINY_GAN, TINY_LM, run_train_cli
+from conftest import TINY_GAN, TINY_LM, model_sampling, run_train_cli
 from hydra.utils import instantiate
 from PIL import Image
 from torch.distributed.fsdp.wrap import ModuleWrapPolicy
@@ -28,7 +28,8 @@ def tiny_gan() -> GAN:
 
 def tiny_lm() -> LanguageModel:
     tokenizer = build_tokenizer("char", "hello world\n")
-    return LanguageModel(tokenizer.state_dict(), block_size=8, n_layer=2, n_head=2, n_embd=8)
+    sizes = dict(block_size=8, n_layer=2, n_head=2, n_embd=8)
+    return LanguageModel(tokenizer.state_dict(), sampling=model_sampling("language_model"), **sizes)
 
 
 def test_ddp_searches_unused_parameters_only_for_models_that_need_it() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from conftest import compose_config, tiny_run
+from conftest import compose_config, model_sampling, tiny_run
 from safetensors.torch import load_file, save_file
 
 import aigc
@@ -42,7 +42,7 @@ def gan() -> GAN:
         ema_decay=0.9,
     )
     with torch.no_grad():
-        for param in model.generator.parameters():
+        for param in model.network.parameters():
             param.add_(0.1)  # the average keeps the initial weights
     return model
 
@@ -59,11 +59,11 @@ def test_an_export_holds_the_weights_that_sample_and_nothing_else(gan: GAN, tmp_
 
     # Read with safetensors and json alone: the generator only, the average in its place.
     weights = load_file(averaged / WEIGHTS_FILE)
-    assert weights.keys() == {f"generator.{name}" for name in gan.generator.state_dict()}
+    assert weights.keys() == {f"network.{name}" for name in gan.network.state_dict()}
     for name, tensor in gan.ema.module.state_dict().items():
-        assert torch.equal(weights[f"generator.{name}"], tensor), name
-    for name, tensor in gan.generator.state_dict().items():
-        assert torch.equal(load_file(raw / WEIGHTS_FILE)[f"generator.{name}"], tensor), name
+        assert torch.equal(weights[f"network.{name}"], tensor), name
+    for name, tensor in gan.network.state_dict().items():
+        assert torch.equal(load_file(raw / WEIGHTS_FILE)[f"network.{name}"], tensor), name
     config = json.loads((averaged / CONFIG_FILE).read_text())
     assert config["model_class"] == "aigc.models.gan.module.GAN"
     assert config["aigc_version"] == aigc.__version__
@@ -100,9 +100,9 @@ def test_sampling_an_export_needs_no_checkpoint_and_no_trainer(
 
 
 def test_tied_weights_are_stored_once_and_tied_again(tmp_path: Path) -> None:
-    lm = LanguageModel(
-        {"kind": "char", "chars": "\n abcdefgh"}, block_size=8, n_layer=1, n_head=2, n_embd=8
-    )
+    sizes = dict(block_size=8, n_layer=1, n_head=2, n_embd=8)
+    tokenizer = {"kind": "char", "chars": "\n abcdefgh"}
+    lm = LanguageModel(tokenizer, sampling=model_sampling("language_model"), **sizes)
     out = save_pretrained(lm, tmp_path / "lm")
     names = load_file(out / WEIGHTS_FILE).keys()
     assert len({"network.wte.weight", "network.lm_head.weight"} & names) == 1

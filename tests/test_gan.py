@@ -67,7 +67,7 @@ def test_samples_are_seeded_and_drawn_in_eval_mode() -> None:
     first = draw(0)
     assert first.shape == (4, 1, 28, 28) and first.abs().max() <= 1.0
     assert torch.equal(first, draw(0)) and not torch.equal(first, draw(1))
-    assert gan.generator.training  # back in training mode after sampling in eval mode
+    assert gan.network.training  # back in training mode after sampling in eval mode
 
 
 def test_label_conditional_networks_read_the_class() -> None:
@@ -78,7 +78,7 @@ def test_label_conditional_networks_read_the_class() -> None:
     z = torch.randn(3, 8)
     one_hot = torch.eye(10)
     assert not torch.allclose(
-        gan.generator(z, one_hot[[0, 0, 0]]), gan.generator(z, one_hot[[1, 1, 1]])
+        gan.network(z, one_hot[[0, 0, 0]]), gan.network(z, one_hot[[1, 1, 1]])
     )
     # The projection discriminator starts out unconditional (a zero class term), and scores an
     # image differently under another class once its class embedding has learned anything.

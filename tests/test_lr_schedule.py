@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import lightning as L
 import pytest
 import torch
+from conftest import model_sampling
 from lightning import LightningModule
 from lightning.pytorch.callbacks import Timer
 
@@ -26,7 +27,7 @@ LR, MIN_LR = 1e-3, 1e-5
 
 def diffusion(**kwargs) -> DiffusionModel:
     tiny = dict(widths=(8, 16), attention=(False, True), norm_groups=4, attention_head_dim=8)
-    return DiffusionModel((1, 8, 8), **tiny, **kwargs)
+    return DiffusionModel((1, 8, 8), **tiny, sampling=model_sampling("diffusion"), **kwargs)
 
 
 def image_tokenizer(**kwargs) -> ImageTokenizer:
@@ -35,6 +36,7 @@ def image_tokenizer(**kwargs) -> ImageTokenizer:
 
 def text_image(**kwargs) -> TextImageModel:
     sizes = dict(n_layer=1, n_head=2, n_embd=16, max_text_bytes=8, sample_prompts=["a one"])
+    sizes["sampling"] = model_sampling("text_image")
     return TextImageModel(image_tokenizer().hparams, (1, 28, 28), **sizes, **kwargs)
 
 

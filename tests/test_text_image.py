@@ -10,6 +10,7 @@ from conftest import (
     TINY_TEXT_IMAGE,
     compose_config,
     guided_draws_with_and_without_cache,
+    model_sampling,
     tiny_classifier,
     tiny_image_tokenizer,
     write_tiny_idx_dataset,
@@ -33,7 +34,9 @@ PAIRS = ["a one", "the digit two"]
 def tiny_model(**kwargs) -> TextImageModel:
     torch.manual_seed(0)
     sizes = dict(n_layer=2, n_head=2, n_embd=32, max_text_bytes=16, sample_prompts=PAIRS)
-    return TextImageModel(ImageTokenizer(**TOKENIZER).hparams, (1, 28, 28), **{**sizes, **kwargs})
+    sizes["sampling"] = model_sampling("text_image")
+    args = {"image_tokenizer": ImageTokenizer(**TOKENIZER).hparams, "image_shape": (1, 28, 28)}
+    return TextImageModel(**{**args, **sizes, **kwargs})
 
 
 def test_rows_put_each_segment_at_the_same_place_in_both_orders() -> None:
@@ -95,7 +98,7 @@ def test_decoding_draws_only_allowed_ids_and_the_cache_changes_nothing() -> None
     assert all(i in model.vocab.image_ids for i in draws[0].flatten().tolist())
 
 
-def test_the_guidance_interval_guides_only_its_image_tokens() -> None:
+def test_guided_tokens_are_the_only_image_tokens_guided() -> None:
     model = tiny_model().eval()
     prefix, free = model.layout.image_prefixes(PAIRS), model.layout.image_prefixes(["", ""], 15)
     image_ids = allowed(model.vocab.vocab_size, model.vocab.image_ids, model.device)
@@ -104,7 +107,7 @@ def test_the_guidance_interval_guides_only_its_image_tokens() -> None:
         generator = torch.Generator().manual_seed(0)
         return decode(
             model.network, prefix, 49, 1.0, None, generator, allowed=image_ids,
-            guidance_scale=scale, unconditional=free, guidance_interval=interval,
+            guidance_scale=scale, unconditional=free, guided_tokens=interval,
         )  # fmt: skip
 
     # A large scale, so that the tiny untrained model's guided draws differ from its unguided ones.
@@ -178,7 +181,7 @@ def test_a_tiny_model_learns_two_pairs_in_both_directions() -> None:
     optimizer = torch.optim.AdamW(model.network.parameters(), lr=3e-3)
     model.train()
     for _ in range(300):
-        loss = model.loss(model.network, batch, generator)
+        loss = model.loss(model.network, batch, generator, False)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -200,7 +203,8 @@ def test_attention_runs_on_the_configured_kernels(backends: list[str] | None, fu
             lambda *_: seen.append(torch.backends.cuda.flash_sdp_enabled())
         )
     images = torch.rand(2, 1, 28, 28) * 2 - 1
-    model.loss(model.network, {"text": PAIRS, "image": images}, torch.Generator().manual_seed(0))
+    batch = {"text": PAIRS, "image": images}
+    model.loss(model.network, batch, torch.Generator().manual_seed(0), False)
     model.sample(2, condition=Condition(texts=PAIRS), best_of=2)
     model.caption(images)
     assert len(seen) > 50 and set(seen) == {fused}
@@ -212,16 +216,18 @@ def test_bad_input_is_one_line(tmp_path: Path, make_cfg) -> None:
         model.sample(1, condition=Condition(texts=["twenty bytes of text"]))
     with pytest.raises(ConfigError, match=r"an image of shape \(3, 28, 28\)"):
         model.caption(torch.zeros(1, 3, 28, 28))
-    with pytest.raises(ConfigError, match="guidance_interval and best_of are for drawing from"):
+    with pytest.raises(ConfigError, match="guidance_scale: for drawing from prompts, not for"):
         model.sample(1, condition=Condition(images=torch.zeros(1, 1, 28, 28)), guidance_scale=2.0)
-    with pytest.raises(ConfigError, match=r"guidance_interval=\[5, 2\]: give \[first, last\]"):
-        model.sample(1, condition=Condition(texts=PAIRS[:1]), guidance_interval=[5, 2])
-    with pytest.raises(ConfigError, match=r"guidance_interval=\[0\]: give"):
-        tiny_model(guidance_interval=[0])
+    with pytest.raises(ConfigError, match=r"guided_tokens=\[5, 2\]: give \[first, last\]"):
+        model.sample(1, condition=Condition(texts=PAIRS[:1]), guided_tokens=[5, 2])
+    with pytest.raises(ConfigError, match=r"guided_tokens=\[0\]: give"):
+        tiny_model(sampling=model_sampling("text_image", guided_tokens=[0]))
+    with pytest.raises(ConfigError, match="guidance_interval: not a sampling setting of a Text"):
+        model.sample(1, condition=Condition(texts=PAIRS[:1]), guidance_interval=[0, 1000])
     with pytest.raises(ConfigError, match="best_of=0: draw at least 1 image per prompt"):
         model.sample(1, condition=Condition(texts=PAIRS[:1]), best_of=0)
     with pytest.raises(ConfigError, match=r"the data's images are \(1, 32, 32\)"):
-        TextImageModel(ImageTokenizer(**TOKENIZER).hparams, (1, 32, 32), sample_prompts=PAIRS)
+        tiny_model(image_shape=(1, 32, 32))
     with pytest.raises(ConfigError, match="is 17 bytes"):  # a sample prompt: at once
         tiny_model(sample_prompts=["seventeen bytes!!"])
     with pytest.raises(ConfigError, match=r"n_embd=32 must be a multiple of model\.n_head=3"):
@@ -232,7 +238,7 @@ def test_bad_input_is_one_line(tmp_path: Path, make_cfg) -> None:
     write_tiny_idx_dataset(data)
     classifier = tiny_classifier(make_cfg, data, tmp_path / "classifier")
     with pytest.raises(CheckpointError, match="holds a Classifier, not a ImageTokenizer"):
-        TextImageModel(str(classifier), (1, 28, 28), sample_prompts=PAIRS)
+        tiny_model(image_tokenizer=str(classifier))
 
 
 def test_the_tokenizer_stays_frozen_while_the_gpt_trains(make_cfg, tmp_path: Path) -> None:
@@ -338,7 +344,7 @@ def test_only_prompts_are_replaced_by_the_empty_one() -> None:
 
     def loss(**kwargs) -> torch.Tensor:
         model = tiny_model(**kwargs)
-        return model.loss(model.network, batch, torch.Generator().manual_seed(0))
+        return model.loss(model.network, batch, torch.Generator().manual_seed(0), False)
 
     # Captions written after their images are never emptied; prompts are.
     torch.testing.assert_close(

@@ -15,6 +15,7 @@ from aigc.core.conditioning import CONDITIONING_KINDS, Condition, spread
 from aigc.core.rng import rng_states, set_rng_states
 from aigc.core.samples import Samples
 from aigc.errors import ConfigError
+from aigc.utils.log_steps import logs_this_step
 
 PREVIEW_IMAGES = 8  # validation images a preview shows
 
@@ -145,9 +146,10 @@ class GenerativeModule(AigcModule):
     A family declares what it ``produces`` ("image" or "text") and, per model, what it consumes:
     ``conditioning`` is None, "label" (class labels, ``num_classes`` of them) or "text" (prompts).
     It implements ``draw(network, n, condition, generator, progress, **settings)``, whose
-    keyword-only arguments with their defaults are its sampling settings, and names the network
-    that generates (``sampling_network``). ``init_ema`` keeps an exponential moving average of
-    that network's weights, which ``sample`` uses unless told otherwise (``ema=False``).
+    keyword-only arguments are its sampling settings; their defaults are the model config's
+    ``sampling`` block, kept in the hyperparameters. The network that generates is
+    ``self.network``; ``init_network`` keeps an exponential moving average of its weights, which
+    ``sample`` uses unless told otherwise (``ema=False``).
     """
 
     produces: ClassVar[str]
@@ -158,6 +160,7 @@ class GenerativeModule(AigcModule):
         num_classes: int | None = None,
         class_names: Sequence[str] | None = None,
         sample_prompts: Sequence[str] | None = None,
+        sampling: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if conditioning not in (None, *CONDITIONING_KINDS):
@@ -177,6 +180,7 @@ class GenerativeModule(AigcModule):
         self.num_classes = num_classes
         self.class_names = list(class_names) if class_names else None
         self.sample_prompts = list(sample_prompts) if sample_prompts else None
+        self._check_defaults(sampling or {})
         self.ema: AveragedModel | None = None
         # The randomness training draws itself (GAN latents, diffusion noise and timesteps, the
         # text + image model's row orders) comes from this generator, saved in checkpoints, so a
@@ -202,10 +206,31 @@ class GenerativeModule(AigcModule):
             return Condition(texts=list(batch["text"]))
         return None
 
-    @property
-    def sampling_network(self) -> nn.Module:
-        """The network that generates, and whose weights the EMA averages."""
+    def loss(
+        self,
+        network: nn.Module,
+        batch: Mapping[str, Any],
+        generator: torch.Generator,
+        training: bool,
+    ) -> torch.Tensor:
+        """The training objective of a family that learns by one loss (diffusion, text + image),
+        on ``batch`` with ``network``, drawing from ``generator``; ``training`` False: as
+        validation measures it."""
         raise NotImplementedError
+
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
+        loss = self.loss(self.network, batch, self.training_rng, training=True)
+        if logs_this_step(self.trainer):
+            self.log("train/loss", loss, prog_bar=True, sync_dist=True)
+        return loss
+
+    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        # The loss of the network that samples, with the same draws at every validation, apart
+        # from the training stream.
+        generator = torch.Generator().manual_seed(batch_idx)
+        loss = self.loss(self.generating_network(), batch, generator, training=False)
+        size = len(batch[self.produces])
+        self.log(self.monitor.metric, loss, prog_bar=True, batch_size=size, sync_dist=True)
 
     def draw(
         self,
@@ -250,10 +275,11 @@ class GenerativeModule(AigcModule):
         weights, False: the raw ones; None: the averaged ones where the model keeps them).
         """
         use_ema = settings.pop("ema", None)
-        settings = self._check_settings(settings)
+        given = self._given(settings)
         if condition is None and self.conditioning is not None:
             n, condition = spread(self.default_condition(), n)
         self._check_condition(condition, n)
+        settings = self.sampling_settings(given, condition)
         network = self.generating_network(use_ema)
         with torch.no_grad(), eval_mode(self):
             return self.draw(network, n, condition, generator, progress, **settings)
@@ -268,7 +294,7 @@ class GenerativeModule(AigcModule):
             )
         if self.ema is not None and ema is not False:
             return self.ema.module
-        return self.sampling_network
+        return self.network
 
     def sample_from_config(
         self,
@@ -303,16 +329,18 @@ class GenerativeModule(AigcModule):
         """The logger tag of samples drawn with the sampling ``settings``."""
         return "samples"
 
-    def init_ema(self, decay: float | None) -> None:
-        """Keeps an exponential moving average of ``sampling_network``'s weights and buffers,
-        updated after every training batch and saved in checkpoints (call it before compiling)."""
-        if decay is None:
-            return
-        if not 0.0 < decay < 1.0:
-            raise ConfigError(f"model.ema_decay={decay}; choose a value in (0, 1), or null")
-        self.ema = AveragedModel(
-            self.sampling_network, multi_avg_fn=WarmupEMA(decay), use_buffers=True
-        ).requires_grad_(False)  # DDP and the optimizers leave it alone
+    def init_network(self, ema_decay: float | None, compile: bool) -> None:
+        """Once ``self.network`` is built: keeps an exponential moving average of its weights and
+        buffers (None: none), updated after every training batch and saved in checkpoints, then
+        compiles the network in place (parameter names, and so checkpoints, stay the same)."""
+        if ema_decay is not None:
+            if not 0.0 < ema_decay < 1.0:
+                raise ConfigError(f"model.ema_decay={ema_decay}; choose a value in (0, 1), or null")
+            self.ema = AveragedModel(
+                self.network, multi_avg_fn=WarmupEMA(ema_decay), use_buffers=True
+            ).requires_grad_(False)  # DDP and the optimizers leave it alone
+        if compile:
+            self.network.compile()
 
     def export_hparams(self) -> dict[str, Any]:
         hparams = super().export_hparams()
@@ -323,15 +351,14 @@ class GenerativeModule(AigcModule):
 
     def export_state_dict(self, ema: bool | None = None) -> dict[str, torch.Tensor]:
         """All weights but the training-only submodules' and the average's, with the weights that
-        ``sample(ema=ema)`` uses in the sampling network's place."""
+        ``sample(ema=ema)`` uses in the network's place."""
         state = {
             name: tensor
             for name, tensor in super().export_state_dict().items()
             if name.split(".")[0] != "ema"
         }
-        prefix = next(name for name, m in self.named_modules() if m is self.sampling_network)
         for name, tensor in self.generating_network(ema).state_dict().items():
-            state[f"{prefix}.{name}"] = tensor
+            state[f"network.{name}"] = tensor
         return state
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -345,12 +372,22 @@ class GenerativeModule(AigcModule):
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.ema is not None:
-            self.ema.update_parameters(self.sampling_network)
+            self.ema.update_parameters(self.network)
 
-    def _check_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
-        """The settings that are not None; a setting this family does not have is an error."""
+    def sampling_settings(
+        self, given: Mapping[str, Any], condition: Condition | None
+    ) -> dict[str, Any]:
+        """What ``draw`` gets for ``condition``: the ``given`` settings, and the model's defaults
+        (its ``sampling`` hyperparameter) for the others."""
+        return {**(self.hparams.get("sampling") or {}), **given}
+
+    def _setting_names(self) -> list[str]:
         params = inspect.signature(self.draw).parameters.values()
-        known = sorted(p.name for p in params if p.kind is p.KEYWORD_ONLY)
+        return sorted(p.name for p in params if p.kind is p.KEYWORD_ONLY)
+
+    def _given(self, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """The settings that are not None; a setting this family does not have is an error."""
+        known = self._setting_names()
         given = {name: value for name, value in settings.items() if value is not None}
         unknown = sorted(set(given) - set(known))
         if unknown:
@@ -360,6 +397,17 @@ class GenerativeModule(AigcModule):
                 f"{takes}, and ema"
             )
         return given
+
+    def _check_defaults(self, sampling: Mapping[str, Any]) -> None:
+        """The model config's ``sampling`` block names every setting of the family, and no other."""
+        known = self._setting_names()
+        wrong = [f"{name} is not one" for name in sorted(set(sampling) - set(known))]
+        wrong += [f"{name} is missing" for name in known if name not in sampling]
+        if wrong:
+            takes = ", ".join(known) if known else "none"
+            raise ConfigError(
+                f"model.sampling: {', '.join(wrong)}; a {type(self).__name__}'s settings: {takes}"
+            )
 
     def _check_condition(self, condition: Condition | None, n: int) -> None:
         name = type(self).__name__

@@ -121,7 +121,7 @@ class GPT(nn.Module):
         allowed: Tensor | None = None,
         unconditional: Tensor | None = None,
         guidance_scale: float = 1.0,
-        guidance_interval: tuple[int, int] | None = None,
+        guided_tokens: tuple[int, int] | None = None,
         stop_id: int | None = None,
         positions: Tensor | None = None,
         pad_id: int | None = None,
@@ -132,7 +132,7 @@ class GPT(nn.Module):
         ``temperature`` 0 is greedy; ``top_k`` keeps the k most likely tokens; ``top_p`` the
         fewest most likely whose total probability reaches top_p; ``allowed`` (vocab,) the ids it
         marks. With ``unconditional`` prefixes (B, T), the logits are those of classifier-free
-        guidance, ``u + guidance_scale * (c - u)``, at the steps ``guidance_interval``
+        guidance, ``u + guidance_scale * (c - u)``, at the steps ``guided_tokens``
         ``(first, last)`` names (default: all), and the conditional ones at the others.
         Decoding stops early once every row has drawn ``stop_id``. ``positions`` (T + steps,)
         are the position ids of the prefix and the tokens drawn (default: their places), and
@@ -147,7 +147,7 @@ class GPT(nn.Module):
         if pad_id is not None and bool((rows == pad_id).any()):
             real = rows != pad_id
         caches = [KVCache(self.block_size) for _ in self.blocks] if use_cache else None
-        first, last = guidance_interval or (0, steps - 1)
+        first, last = guided_tokens or (0, steps - 1)
         finished = torch.zeros(len(prefix), dtype=torch.bool, device=prefix.device)  # (B,)
         cached = 0  # leading tokens of rows whose keys and values the caches hold
         for step in range(steps):

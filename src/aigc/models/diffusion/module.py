@@ -18,7 +18,6 @@ from aigc.models.diffusion.export import save_diffusers
 from aigc.models.diffusion.network import Denoiser
 from aigc.models.diffusion.sampling import denoise
 from aigc.models.diffusion.schedule import make_sampler, noise_schedule
-from aigc.utils.log_steps import logs_this_step
 
 Batch = dict[str, Any]  # image (B, C, H, W) in [-1, 1]; label (B,) or text (B strings) if any
 
@@ -34,8 +33,8 @@ class DiffusionModel(GenerativeModule):
     larger values follow the condition more closely at some cost in variety.
 
     Sampling settings: ``sampler`` (a name of ``SAMPLERS``), ``steps``, ``guidance_scale`` and
-    ``guidance_interval`` (the timesteps that are guided; None: all); the model's own values are
-    the defaults. Validation measures the denoising loss of the network
+    ``guidance_interval`` (the timesteps that are guided; None: all); ``sampling`` holds their
+    defaults. Validation measures the denoising loss of the network
     that samples on held-out images, at the same timesteps and noise every time (``val/loss``).
     """
 
@@ -55,10 +54,7 @@ class DiffusionModel(GenerativeModule):
         beta_schedule: str = "linear",
         prediction_type: str = "v_prediction",
         uncond_prob: float = 0.1,
-        sampler: str = "dpm_solver",
-        steps: int = 20,
-        guidance_scale: float = 1.0,
-        guidance_interval: Sequence[float] | None = None,
+        sampling: dict[str, Any] | None = None,
         lr: float = 1e-3,
         warmup_steps: int = 200,
         lr_decay_steps: int | None = None,
@@ -73,17 +69,15 @@ class DiffusionModel(GenerativeModule):
         sample_prompts: Sequence[str] | None = None,
         compile: bool = False,
     ) -> None:
-        super().__init__(conditioning, num_classes, class_names, sample_prompts)
-        check_positive("model", lr=lr, steps=steps, guidance_scale=guidance_scale)
-        check_positive("model", lr_decay_steps=lr_decay_steps)
+        super().__init__(conditioning, num_classes, class_names, sample_prompts, sampling)
+        check_positive("model", lr=lr, lr_decay_steps=lr_decay_steps)
         if not 0.0 <= uncond_prob < 1.0:
             raise ConfigError(f"model.uncond_prob={uncond_prob}; choose a value in [0, 1)")
         self.save_hyperparameters()
         self.image_shape = tuple(image_shape)
         self.schedule = noise_schedule(num_train_timesteps, beta_schedule, prediction_type)
-        make_sampler(sampler, steps, self.schedule)  # a bad default fails now, not at sampling
-        self._check_interval(guidance_interval)
-        self.denoiser = Denoiser(
+        self._sampler(**sampling)  # a bad default fails now, not at sampling
+        self.network = Denoiser(
             self.image_shape,
             widths,
             attention,
@@ -95,19 +89,15 @@ class DiffusionModel(GenerativeModule):
             num_classes,
             text_encoder,
         )
-        self.init_ema(ema_decay)
-        if compile:
-            self.denoiser.compile()
-
-    @property
-    def sampling_network(self) -> nn.Module:
-        return self.denoiser
+        self.init_network(ema_decay, compile)
 
     def loss(
-        self, network: Denoiser, batch: Batch, generator: torch.Generator, uncond_prob: float
+        self, network: Denoiser, batch: Batch, generator: torch.Generator, training: bool
     ) -> torch.Tensor:
         """The mean squared error of ``network``'s prediction on ``batch``, noised to timesteps
-        and with noise drawn from ``generator`` (on the CPU, the same on any device)."""
+        and with noise drawn from ``generator`` (on the CPU, the same on any device); the null
+        condition replaces the real one only in ``training``."""
+        uncond_prob = self.hparams.uncond_prob if training else 0.0
         clean = batch["image"]  # (B, C, H, W)
         n = clean.size(0)
         noise = torch.randn(clean.shape, generator=generator).to(self.device)
@@ -122,21 +112,6 @@ class DiffusionModel(GenerativeModule):
         context = network.context(self.batch_condition(batch), drop)
         return F.mse_loss(network(noisy, t, context).float(), target)
 
-    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        loss = self.loss(self.denoiser, batch, self.training_rng, self.hparams.uncond_prob)
-        if logs_this_step(self.trainer):
-            self.log("train/loss", loss, prog_bar=True, sync_dist=True)
-        return loss
-
-    def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        # The same noise and timesteps at every validation, drawn apart from the training stream,
-        # and always the condition: the loss of what samples.
-        generator = torch.Generator().manual_seed(batch_idx)
-        loss = self.loss(self.generating_network(), batch, generator, uncond_prob=0.0)
-        self.log(
-            self.monitor.metric, loss, prog_bar=True, batch_size=len(batch["image"]), sync_dist=True
-        )
-
     def draw(
         self,
         network: nn.Module,
@@ -145,64 +120,66 @@ class DiffusionModel(GenerativeModule):
         generator: torch.Generator | None,
         progress: Progress | None,
         *,
-        sampler: str | None = None,
-        steps: int | None = None,
-        guidance_scale: float | None = None,
-        guidance_interval: Sequence[float] | None = None,
+        sampler: str,
+        steps: int,
+        guidance_scale: float,
+        guidance_interval: Sequence[float] | None,
     ) -> Samples:
-        hp = self.hparams  # the defaults of the settings left unset (None)
-        if guidance_interval is not None:
-            self._check_interval(guidance_interval)
-        interval = hp.guidance_interval if guidance_interval is None else guidance_interval
-        if guidance_scale is not None:
-            self._check_guidance(guidance_scale)
-        else:
-            guidance_scale = hp.guidance_scale if condition is not None else 1.0
-        scheduler = make_sampler(
-            hp.sampler if sampler is None else sampler,
-            hp.steps if steps is None else steps,
-            self.schedule,
-        )
+        scheduler = self._sampler(sampler, steps, guidance_scale, guidance_interval)
         context = network.context(condition)
         shape = (n, *self.image_shape)
         images = denoise(
-            network, scheduler, shape, context, guidance_scale, generator, progress, interval
+            network,
+            scheduler,
+            shape,
+            context,
+            guidance_scale,
+            generator,
+            progress,
+            guidance_interval,
         )
         captions = condition.captions(self.class_names) if condition is not None else None
         return Samples(images=images.clamp(-1, 1).float().cpu(), captions=captions)
 
     def sample_tag(self, settings: dict[str, Any]) -> str:
         """The TensorBoard tag of samples drawn with ``settings``: the sampler and its steps."""
-        sampler, steps = (settings.get(k) or self.hparams[k] for k in ("sampler", "steps"))
+        sampler, steps = (settings.get(k) or self.hparams.sampling[k] for k in ("sampler", "steps"))
         return f"samples/{sampler}_{steps}"
 
-    def _check_guidance(self, scale: float) -> None:
-        if self.conditioning is None:
+    def _sampler(
+        self,
+        sampler: str,
+        steps: int,
+        guidance_scale: float,
+        guidance_interval: Sequence[float] | None,
+    ) -> Any:
+        """The diffusers scheduler that samples with these settings, once they are checked."""
+        if guidance_scale != 1.0 and self.conditioning is None:
             raise ConfigError(
-                f"guidance_scale={scale}: this model is unconditional, so there is nothing to "
-                "guide towards"
+                f"guidance_scale={guidance_scale}: this model is unconditional, so there is "
+                "nothing to guide towards"
             )
-        if not scale > 0:
-            raise ConfigError(f"guidance_scale={scale}: must be greater than 0")
-        if scale != 1.0 and self.hparams.uncond_prob == 0.0:
+        if not guidance_scale > 0:
+            raise ConfigError(f"guidance_scale={guidance_scale}: must be greater than 0")
+        if guidance_scale != 1.0 and self.hparams.uncond_prob == 0.0:
             raise ConfigError(
-                f"guidance_scale={scale}: this model never learned the unconditional case "
-                "(model.uncond_prob=0); sample with guidance_scale=1"
+                f"guidance_scale={guidance_scale}: this model never learned the unconditional "
+                "case (model.uncond_prob=0); sample with guidance_scale=1"
             )
-
-    def _check_interval(self, interval: Sequence[float] | None) -> None:
         total = self.hparams.num_train_timesteps
-        if interval is not None and not (
-            len(interval) == 2 and 0 <= interval[0] <= interval[1] <= total
+        if guidance_interval is not None and not (
+            len(guidance_interval) == 2
+            and 0 <= guidance_interval[0] <= guidance_interval[1] <= total
         ):
             raise ConfigError(
-                f"guidance_interval={list(interval)}: give [low, high] timesteps, "
+                f"guidance_interval={list(guidance_interval)}: give [low, high] timesteps, "
                 f"0 <= low <= high <= {total}"
             )
+        return make_sampler(sampler, steps, self.schedule)
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = torch.optim.AdamW(
-            self.denoiser.parameters(),
+            self.network.parameters(),
             lr=self.hparams.lr,
             betas=tuple(self.hparams.betas),
             weight_decay=self.hparams.weight_decay,

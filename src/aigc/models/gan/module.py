@@ -87,17 +87,13 @@ class GAN(GenerativeModule):
         elif conditioning == "text":
             cond_dim = self.text_encoder.n_embd
         shape = tuple(image_shape)
-        self.generator = Generator(shape, latent_dim, generator_width, cond_dim)
+        # The generator is the network that samples.
+        self.network = Generator(shape, latent_dim, generator_width, cond_dim)
         self.discriminator = Discriminator(shape, discriminator_width, cond_dim, spectral_norm)
-        self.init_ema(ema_decay)
+        self.init_network(ema_decay, compile)
         if compile:
-            self.generator.compile()
             self.discriminator.compile()
         self.val_fid = RandomFeatureFID(shape[0])
-
-    @property
-    def sampling_network(self) -> nn.Module:
-        return self.generator
 
     def latents(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
         """``(n, latent_dim)`` standard normal latents, drawn on the CPU: the same on any device."""
@@ -134,7 +130,7 @@ class GAN(GenerativeModule):
         cond = self.condition_vectors(self.batch_condition(batch))  # (B, cond_dim) or None
         # The generator reads the condition as given: the text encoder learns with D.
         cond_g = None if cond is None else cond.detach()
-        fake = self.generator(self.latents(real.size(0), self.training_rng), cond_g)
+        fake = self.network(self.latents(real.size(0), self.training_rng), cond_g)
 
         # Discriminator: push real logits up and fake ones down; detach keeps G out of this graph.
         fake_logits = self.discriminator(fake.detach(), cond)
@@ -187,7 +183,7 @@ class GAN(GenerativeModule):
         # (two of D's three passes a step), and score real images as fakes. Measured like this,
         # val/D(x) falling below D(x) says that D tells training images from held-out ones.
         with batch_statistics(self):
-            fake = self.generator(z, cond)
+            fake = self.network(z, cond)
             self.log_dict(
                 {
                     "val/D(x)": torch.sigmoid(self.discriminator(real, cond)).mean(),
@@ -213,6 +209,6 @@ class GAN(GenerativeModule):
         d_params = list(self.discriminator.parameters())
         if self.text_encoder is not None:
             d_params += self.text_encoder.parameters()
-        opt_g = torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas)
+        opt_g = torch.optim.Adam(self.network.parameters(), lr=lr, betas=betas)
         opt_d = torch.optim.Adam(d_params, lr=lr, betas=betas)
         return [opt_g, opt_d]

@@ -52,10 +52,11 @@ class LanguageModel(GenerativeModule, TextLikelihood):
         betas: Sequence[float] = (0.9, 0.99),
         attention_backends: Sequence[str] | None = None,
         sample_prompts: Sequence[str] = ("\n",),
+        sampling: dict[str, Any] | None = None,
         ema_decay: float | None = None,
         compile: bool = False,
     ) -> None:
-        super().__init__(conditioning="text", sample_prompts=sample_prompts)
+        super().__init__(conditioning="text", sample_prompts=sample_prompts, sampling=sampling)
         check_positive(
             "model",
             block_size=block_size,
@@ -82,19 +83,13 @@ class LanguageModel(GenerativeModule, TextLikelihood):
             bias,
             position_encoding,
         )
-        self.init_ema(ema_decay)
-        if compile:
-            self.network.compile()  # in place: parameter names, and so checkpoints, stay the same
+        self.init_network(ema_decay, compile)
         self.attention = AttentionBackends(attention_backends)
         self._last_logged: tuple[float, int] | None = None  # (time, step) of the last log
 
     @property
     def batch_keys(self) -> frozenset[str]:
         return frozenset({"tokens"})
-
-    @property
-    def sampling_network(self) -> nn.Module:
-        return self.network
 
     @property
     def bits_metric(self) -> str:
@@ -124,10 +119,10 @@ class LanguageModel(GenerativeModule, TextLikelihood):
         generator: torch.Generator | None,
         progress: Progress | None,
         *,
-        max_new_tokens: int = 200,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
+        max_new_tokens: int,
+        temperature: float,
+        top_k: int | None,
+        top_p: float | None,
     ) -> Samples:
         """A continuation of each prompt, one sequence at a time, so that ``progress`` can show
         each as it is written."""

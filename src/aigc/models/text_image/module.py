@@ -22,7 +22,6 @@ from aigc.models.text_image.sampling import draw_images, write_captions
 from aigc.nn.gpt import check_sampling_args
 from aigc.nn.transformer import AttentionBackends
 from aigc.tokenizers.joint import JointVocabulary
-from aigc.utils.log_steps import logs_this_step
 
 Batch = dict[str, Any]  # image (B, C, H, W) in [-1, 1], text (B strings), maybe codes (B, T)
 
@@ -61,11 +60,7 @@ class TextImageModel(GenerativeModule, ImageCaptionLikelihood):
         image_to_text_prob: float = 0.5,
         uncond_prob: float = 0.1,
         prompt_shift_prob: float = 0.0,
-        guidance_scale: float = 1.0,
-        guidance_interval: Sequence[int] | None = None,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        best_of: int = 1,
+        sampling: dict[str, Any] | None = None,
         lr: float = 1e-3,
         warmup_steps: int = 100,
         lr_decay_steps: int | None = None,
@@ -78,7 +73,7 @@ class TextImageModel(GenerativeModule, ImageCaptionLikelihood):
         sample_prompts: Sequence[str] | None = None,
         compile: bool = False,
     ) -> None:
-        super().__init__("text", None, class_names, sample_prompts)
+        super().__init__("text", None, class_names, sample_prompts, sampling)
         check_positive(
             "model",
             max_text_bytes=max_text_bytes,
@@ -107,7 +102,7 @@ class TextImageModel(GenerativeModule, ImageCaptionLikelihood):
             self.image_tokenizer.vocab_size, self.image_tokenizer.tokens_per_image
         )
         self.layout = Rows(self.vocab, max_text_bytes)
-        self._check_interval(guidance_interval)
+        self._check_drawing(**sampling)  # a bad default fails now, not at sampling
         for prompt in self.sample_prompts:  # a prompt too long fails now, not at step 200
             self.layout.text_segment(prompt)
         self.network = TextImageGPT(
@@ -119,14 +114,8 @@ class TextImageModel(GenerativeModule, ImageCaptionLikelihood):
             dropout,
             bias,
         )
-        self.init_ema(ema_decay)
-        if compile:
-            self.network.compile()
+        self.init_network(ema_decay, compile)
         self.attention = AttentionBackends(attention_backends)
-
-    @property
-    def sampling_network(self) -> nn.Module:
-        return self.network
 
     def train(self, mode: bool = True) -> "TextImageModel":
         super().train(mode)
@@ -146,11 +135,7 @@ class TextImageModel(GenerativeModule, ImageCaptionLikelihood):
             return self.image_tokenizer.encode(images)  # (B, tokens_per_image)
 
     def loss(
-        self,
-        network: nn.Module,
-        batch: Batch,
-        generator: torch.Generator,
-        training: bool = False,
+        self, network: nn.Module, batch: Batch, generator: torch.Generator, training: bool
     ) -> torch.Tensor:
         """The objective's cross-entropy on ``batch``; prompts move up their slot only in
         ``training``."""
@@ -169,18 +154,8 @@ class TextImageModel(GenerativeModule, ImageCaptionLikelihood):
                 shift,
             )
 
-    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        loss = self.loss(self.network, batch, self.training_rng, training=True)
-        if logs_this_step(self.trainer):
-            self.log("train/loss", loss, prog_bar=True, sync_dist=True)
-        return loss
-
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        generator = torch.Generator().manual_seed(batch_idx)  # the same rows every validation
-        loss = self.loss(self.generating_network(), batch, generator)
-        self.log(
-            self.monitor.metric, loss, prog_bar=True, batch_size=len(batch["text"]), sync_dist=True
-        )
+        super().validation_step(batch, batch_idx)
         self.keep_preview_images(batch["image"], batch_idx)
 
     def preview(self) -> Samples | None:
@@ -207,35 +182,21 @@ class TextImageModel(GenerativeModule, ImageCaptionLikelihood):
         generator: torch.Generator | None,
         progress: Progress | None,
         *,
-        guidance_scale: float | None = None,
-        guidance_interval: Sequence[int] | None = None,
-        temperature: float | None = None,
-        top_k: int | None = None,
-        best_of: int | None = None,
+        guidance_scale: float,
+        guided_tokens: Sequence[int] | None,
+        temperature: float,
+        top_k: int | None,
+        best_of: int,
     ) -> Samples:
         """Images for prompts (no condition, or the empty prompt "", draws from the
         unconditional model; see ``sampling.draw_images``). For images: their captions, greedy
-        unless a ``temperature`` is given."""
+        unless a ``temperature`` is given (see ``sampling_settings``)."""
         if condition is None:
             condition = Condition(texts=[""] * n)
         if condition.images is not None:
-            if guidance_scale is not None or guidance_interval is not None or best_of is not None:
-                raise ConfigError(
-                    "guidance_scale, guidance_interval and best_of are for drawing from prompts, "
-                    "not for captions"
-                )
-            texts = self._caption(network, condition.images, generator, temperature or 0.0, top_k)
+            texts = self._caption(network, condition.images, generator, temperature, top_k)
             return Samples(texts=texts)
-        hp = self.hparams
-        guidance_scale = hp.guidance_scale if guidance_scale is None else guidance_scale
-        best_of = hp.best_of if best_of is None else best_of
-        self._check_interval(guidance_interval)
-        interval = hp.guidance_interval if guidance_interval is None else guidance_interval
-        temperature, top_k = self._sampling(temperature, top_k)
-        if not guidance_scale > 0:
-            raise ConfigError(f"guidance_scale={guidance_scale}: must be greater than 0")
-        if best_of < 1:
-            raise ConfigError(f"best_of={best_of}: draw at least 1 image per prompt")
+        self._check_drawing(guidance_scale, guided_tokens, temperature, top_k, best_of)
         texts = list(condition.texts)
         with self.attention():
             images = draw_images(
@@ -245,12 +206,26 @@ class TextImageModel(GenerativeModule, ImageCaptionLikelihood):
                 texts,
                 generator,
                 guidance_scale,
-                interval,
+                guided_tokens,
                 temperature,
                 top_k,
                 best_of,
             )
         return Samples(images=images.float().cpu(), captions=texts if any(texts) else None)
+
+    def sampling_settings(
+        self, given: dict[str, Any], condition: Condition | None
+    ) -> dict[str, Any]:
+        """Captions are greedy unless a ``temperature`` is given, and take no drawing settings."""
+        if condition is None or condition.images is None:
+            return super().sampling_settings(given, condition)
+        drawing = sorted(set(given) - {"temperature", "top_k"})
+        if drawing:
+            raise ConfigError(
+                f"{', '.join(drawing)}: for drawing from prompts, not for captions (which take "
+                "temperature and top_k)"
+            )
+        return {**super().sampling_settings(given, condition), "temperature": 0.0, **given}
 
     def caption(
         self,
@@ -283,7 +258,7 @@ class TextImageModel(GenerativeModule, ImageCaptionLikelihood):
                 f"an image of shape {tuple(images.shape[1:])} (channels, height, width); this "
                 f"model reads {self.image_tokenizer.image_shape}"
             )
-        temperature, top_k = self._sampling(temperature, top_k)
+        check_sampling_args(temperature, top_k, None)
         codes = self.image_tokenizer.encode(images.to(self.device))
         with self.attention():
             return write_captions(network, self.layout, codes, generator, temperature, top_k)
@@ -297,20 +272,26 @@ class TextImageModel(GenerativeModule, ImageCaptionLikelihood):
             image_nll = self.layout.segment_nll(network, codes, [""] * len(texts), False)
             return image_nll, self.layout.segment_nll(network, codes, texts, True)
 
-    def _sampling(self, temperature: float | None, top_k: int | None) -> tuple[float, int | None]:
-        hp = self.hparams
-        temperature = hp.temperature if temperature is None else temperature
-        top_k = hp.top_k if top_k is None else top_k
-        check_sampling_args(temperature, top_k, None)
-        return temperature, top_k
-
-    def _check_interval(self, interval: Sequence[int] | None) -> None:
-        last = self.vocab.tokens_per_image - 1
-        if interval is not None and not (len(interval) == 2 and 0 <= interval[0] <= interval[1]):
+    def _check_drawing(
+        self,
+        guidance_scale: float,
+        guided_tokens: Sequence[int] | None,
+        temperature: float,
+        top_k: int | None,
+        best_of: int,
+    ) -> None:
+        if not guidance_scale > 0:
+            raise ConfigError(f"guidance_scale={guidance_scale}: must be greater than 0")
+        if guided_tokens is not None and not (
+            len(guided_tokens) == 2 and 0 <= guided_tokens[0] <= guided_tokens[1]
+        ):
             raise ConfigError(
-                f"guidance_interval={list(interval)}: give [first, last] image tokens, "
-                f"0 <= first <= last (an image's tokens are 0 to {last})"
+                f"guided_tokens={list(guided_tokens)}: give [first, last] image tokens, "
+                f"0 <= first <= last (an image's tokens are 0 to {self.vocab.tokens_per_image - 1})"
             )
+        check_sampling_args(temperature, top_k, None)
+        if best_of < 1:
+            raise ConfigError(f"best_of={best_of}: draw at least 1 image per prompt")
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams

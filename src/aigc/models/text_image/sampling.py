@@ -20,7 +20,7 @@ def draw_images(
     texts: Sequence[str],
     generator: torch.Generator | None,
     guidance_scale: float,
-    guidance_interval: Sequence[int] | None,
+    guided_tokens: Sequence[int] | None,
     temperature: float,
     top_k: int | None,
     best_of: int,
@@ -41,7 +41,7 @@ def draw_images(
         allowed=allowed(vocab.vocab_size, vocab.image_ids, device),
         unconditional=unconditional,
         guidance_scale=guidance_scale,
-        guidance_interval=guidance_interval,
+        guided_tokens=guided_tokens,
         positions=positions.to(device),
         pad_id=vocab.special["pad"],
     )
