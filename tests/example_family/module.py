@@ -27,11 +27,7 @@ class PixelGaussian(GenerativeModule):
         super().__init__()
         self.save_hyperparameters()  # checkpoints and exports rebuild the model from these
         self.network = PixelAffine(tuple(image_shape))
-        self.init_ema(ema_decay)
-
-    @property
-    def sampling_network(self) -> nn.Module:
-        return self.network
+        self.init_network(ema_decay, compile=False)
 
     def draw(
         self,
