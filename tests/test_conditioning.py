@@ -142,7 +142,7 @@ def test_ema_differs_from_the_raw_weights_and_resumes_exactly(
     weights = straight["state_dict"]
     averaged = {k: v for k, v in weights.items() if k.startswith("ema.module.")}
     assert averaged and int(weights["ema.n_averaged"]) == straight["global_step"] == 6
-    raw = weights["generator.net.0.weight"]
+    raw = weights["network.net.0.weight"]
     assert not torch.allclose(weights["ema.module.net.0.weight"], raw)
     for name, tensor in weights.items():
         assert torch.equal(resumed["state_dict"][name], tensor), name

@@ -43,7 +43,13 @@ def text_image(**kwargs) -> TextImageModel:
 def language_model(**kwargs) -> LanguageModel:
     tokenizer = CharTokenizer.from_texts(["abc\n"])
     return LanguageModel(
-        tokenizer.state_dict(), block_size=8, n_layer=1, n_head=2, n_embd=8, **kwargs
+        tokenizer.state_dict(),
+        block_size=8,
+        n_layer=1,
+        n_head=2,
+        n_embd=8,
+        sampling=model_sampling("language_model"),
+        **kwargs,
     )
 
 
